@@ -1,0 +1,1 @@
+//! SCSI command set.

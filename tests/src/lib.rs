@@ -1,0 +1,1 @@
+//! Shared harness for integration tests: real tgtd instances on loopback.

@@ -174,6 +174,11 @@ impl Decoder {
     pub fn pending(&self) -> usize {
         self.buf.len() - self.start
     }
+    /// Gives up the bytes fed but not yet returned, e.g. when another reader takes over the
+    /// stream after login.
+    pub fn into_pending(self) -> Vec<u8> {
+        self.buf[self.start..].to_vec()
+    }
     /// The next whole PDU, if any. After an error every later call returns it again.
     pub fn next_pdu(&mut self) -> Result<Option<Pdu>, PduError> {
         if let Some(e) = &self.failed {

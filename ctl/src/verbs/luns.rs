@@ -1,0 +1,49 @@
+//! `lunlinkctl luns`: every LUN of every session and its block device.
+
+use super::Ctx;
+use crate::model::Snapshot;
+use crate::output::{format_size, write_stdout, Table};
+
+pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
+    let snap = ctx.snapshot().await?;
+    if ctx.out.json {
+        return ctx.out.json(&snap.luns);
+    }
+    write_stdout(&render(&snap, ctx.out.legend))
+}
+
+/// LUN VENDOR PRODUCT SIZE WWID DEVICE; a LUN without a device shows "-" (the reason is in
+/// `--json` as device_error).
+pub fn render(snap: &Snapshot, legend: bool) -> String {
+    let mut t = Table::new(
+        &["LUN", "VENDOR", "PRODUCT", "SIZE", "WWID", "DEVICE"],
+        "LUNs",
+    );
+    for l in &snap.luns {
+        t.row(vec![
+            l.lun.to_string(),
+            l.vendor.clone(),
+            l.product.clone(),
+            format_size(l.size),
+            l.wwid.clone(),
+            l.device.clone(),
+        ]);
+    }
+    t.render(legend)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::tests::sample;
+
+    #[test]
+    fn table() {
+        let expected = "\
+LUN  VENDOR   PRODUCT  SIZE      WWID         DEVICE
+0    LIO-ORG  disk     10.0 GiB  naa.6001405  /dev/ublkb0
+
+1 LUNs listed.
+";
+        assert_eq!(super::render(&sample(), true), expected);
+    }
+}

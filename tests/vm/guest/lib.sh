@@ -1,0 +1,139 @@
+# Helpers for VM scenarios (busybox ash). A scenario starts with `. /vm/lib.sh`.
+#
+# Result lines, which the host counts: "PASS: <scenario>: <what>" and "FAIL: <scenario>: <what>".
+# Measurements: "FIGURE: <label> <key>=<value>" (reported, never pass/fail).
+# Daemon logs go to $VM_TMP/*.log; their tails are printed when the scenario has failed.
+
+: "${VM_SCENARIO:=$(basename "$0" .sh)}"
+VM_TMP=/tmp/vm/$VM_SCENARIO
+VM_RESULTS=/run/vm/results
+mkdir -p "$VM_TMP" "$VM_RESULTS"
+
+pass() { echo "PASS: $VM_SCENARIO: $*"; echo PASS >>"$VM_RESULTS/$VM_SCENARIO"; }
+fail() { echo "FAIL: $VM_SCENARIO: $*"; echo FAIL >>"$VM_RESULTS/$VM_SCENARIO"; }
+# die WHAT: a failure after which the rest of the scenario makes no sense.
+die() { fail "$@"; exit 1; }
+note() { echo "note: $VM_SCENARIO: $*"; }
+figure() { echo "FIGURE: $*"; }
+
+# check WHAT CMD...: PASS or FAIL depending on CMD's exit status (returned).
+check() {
+    _what=$1; shift
+    if "$@"; then pass "$_what"; else fail "$_what"; return 1; fi
+}
+
+# wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds; 1 when time runs out.
+wait_for() {
+    _deadline=$(( $(date +%s) + $1 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -ge "$_deadline" ] && return 1
+        sleep 0.2
+    done
+}
+
+# require PROG...: die unless each program is in the image. The lunlink binaries are only
+# there when target/release held them when the image was built.
+require() {
+    for _c; do
+        command -v "$_c" >/dev/null 2>&1 ||
+            die "$_c is not in the image (declare it in '# needs:', or cargo build --release)"
+    done
+}
+
+# at_exit CMD: run CMD (a string, eval'd) when the scenario ends; the last one added runs first.
+_vm_at_exit=""
+at_exit() { _vm_at_exit="$*
+$_vm_at_exit"; }
+_vm_exit() {
+    _rc=$?
+    trap - EXIT
+    eval "$_vm_at_exit"
+    if grep -q '^FAIL' "$VM_RESULTS/$VM_SCENARIO" 2>/dev/null || [ "$_rc" -ne 0 ]; then
+        for _log in "$VM_TMP"/*.log; do
+            [ -s "$_log" ] || continue
+            echo "--- ${_log##*/} (last 40 lines) ---"
+            tail -n 40 "$_log" | sed "s|^|${_log##*/}: |"
+        done
+    fi
+    exit "$_rc"
+}
+trap _vm_exit EXIT
+trap 'exit 143' TERM INT
+
+# --- tgtd (userspace target, package tgt) --------------------------------------------------
+
+# tgtd_start N PORTAL: start tgtd with control port N listening on PORTAL (ip:port), wait until
+# it answers, and kill it when the scenario ends (tgtd ignores SIGTERM).
+tgtd_start() {
+    tgtd -f -C "$1" --iscsi portal="$2" >"$VM_TMP/tgtd.$1.log" 2>&1 &
+    at_exit "kill -s KILL $! 2>/dev/null"
+    wait_for 30 tgtadm -C "$1" --lld iscsi --op show --mode sys ||
+        die "tgtd -C $1 did not answer on its control socket within 30 s"
+}
+
+# tgt_target N TID IQN: create target TID named IQN, open to every initiator.
+tgt_target() {
+    tgtadm -C "$1" --lld iscsi --op new --mode target --tid "$2" -T "$3" &&
+        tgtadm -C "$1" --lld iscsi --op bind --mode target --tid "$2" -I ALL
+}
+
+# tgt_lun N TID LUN BACKING [BSTYPE]: add a logical unit (BSTYPE null needs no backing file).
+tgt_lun() {
+    tgtadm -C "$1" --lld iscsi --op new --mode logicalunit --tid "$2" --lun "$3" -b "$4" \
+        ${5:+--bstype "$5"}
+}
+
+# make_file PATH MIB: a sparse file of MIB MiB (on tmpfs: RAM-backed).
+make_file() {
+    dd if=/dev/zero of="$1" bs=1048576 count=0 seek="$2" 2>/dev/null
+}
+
+# --- open-iscsi (the kernel's own initiator) ----------------------------------------------
+
+# iscsid_start: start iscsid in the foreground (logs in $VM_TMP/iscsid.log) and wait until
+# iscsiadm can reach it.
+iscsid_start() {
+    iscsid -f >"$VM_TMP/iscsid.log" 2>&1 &
+    at_exit "kill -s KILL $! 2>/dev/null"
+    wait_for 30 grep -q ISCSIADM_ABSTRACT_NAMESPACE /proc/net/unix ||
+        die "iscsid did not open its control socket within 30 s"
+}
+
+# iscsi_disk LUN: print /dev/sdX of LUN on the only iSCSI session, or nothing yet.
+iscsi_disk() {
+    for _b in /sys/class/iscsi_session/session*/device/target*/*:"$1"/block/*; do
+        [ -e "$_b" ] && echo "/dev/${_b##*/}" && return 0
+    done
+    return 1
+}
+
+# --- D-Bus ----------------------------------------------------------------------------------
+
+# dbus_start: a private bus of type system on the standard socket path, so zbus's system()
+# connection finds it; exports DBUS_SYSTEM_BUS_ADDRESS too. The policy lets everyone own and
+# call anything; without `receive_sender` a system bus delivers no replies.
+dbus_start() {
+    cat >"$VM_TMP/bus.conf" <<'CONF'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow send_type="method_call"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+CONF
+    mkdir -p /run/dbus
+    _out=$(dbus-daemon --config-file="$VM_TMP/bus.conf" --print-address=1 --print-pid=1 \
+        --fork 2>"$VM_TMP/dbus-daemon.log") || die "dbus-daemon did not start"
+    DBUS_SYSTEM_BUS_ADDRESS=$(echo "$_out" | sed -n 1p)
+    export DBUS_SYSTEM_BUS_ADDRESS
+    at_exit "kill $(echo "$_out" | sed -n 2p) 2>/dev/null"
+}

@@ -43,16 +43,17 @@ pub struct Cli {
         long,
         global = true,
         value_name = "system|session|ADDRESS",
-        default_value = "system"
+        default_value = "system",
+        display_order = 900
     )]
     pub bus: BusChoice,
 
     /// Print JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = 901)]
     pub json: bool,
 
     /// Do not print table headers and footers.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = 902)]
     pub no_legend: bool,
 
     #[command(subcommand)]

@@ -1,0 +1,775 @@
+//! The connection task: owns the TCP stream of a session in full feature phase and moves PDUs.
+//!
+//! One task per connection does readiness-based non-blocking I/O: every turn of its loop takes
+//! newly submitted commands, builds all PDUs that may go out into one send buffer (so a burst
+//! of commands is a single write), writes what the socket takes, then reads everything the
+//! socket has and handles each whole PDU in place. Data-In payloads are copied once, from the
+//! receive buffer into the caller's buffer; Data-Out payloads once, from the caller's buffer into
+//! the send buffer.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lunlink_proto::negotiate::SessionParams;
+use lunlink_proto::pdu::{
+    self, encode_pdu, parse_frame, AsyncEvent, DataIn, DataOut, Digests, FrameConfig, FrameStatus, Header,
+    LogoutReason, LogoutRequest, NopIn, NopOut, R2t, Reject, ScsiCommand, ScsiResponse, TaskAttr, RESERVED_TAG,
+};
+use lunlink_proto::serial;
+use lunlink_proto::window::CmdWindow;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::time::Instant;
+
+use crate::error::CommandError;
+use crate::slots::{Dir, Slots, State, SENSE_MAX};
+use crate::SessionEvent;
+
+/// Stop building PDUs when this much is waiting for the socket: bounds memory with deep queues.
+const SEND_HIGH_WATER: usize = 1 << 20;
+/// Low 16 bits of ITTs for the engine's own PDUs; slot ITTs use indices below the queue depth.
+const PING_TAG: u32 = 0xfff0;
+const LOGOUT_TAG: u32 = 0xfff1;
+
+/// Counters shown on the Session object.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub commands: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// State shared by callers and the connection task.
+pub(crate) struct Shared {
+    pub slots: Slots,
+    /// Slots filled by callers, waiting for the connection task.
+    pub submit: Mutex<VecDeque<u16>>,
+    pub notify: Notify,
+    /// Set (under the `submit` lock) once no new command is accepted.
+    pub closed: AtomicBool,
+    pub stats: Stats,
+}
+
+impl Shared {
+    pub fn new(depth: u16) -> Self {
+        Self {
+            slots: Slots::new(depth),
+            submit: Mutex::new(VecDeque::with_capacity(usize::from(depth))),
+            notify: Notify::new(),
+            closed: AtomicBool::new(false),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Stops accepting commands and fails every outstanding one with `err`.
+    pub fn close(&self, err: &CommandError) {
+        let queued: Vec<u16> = {
+            let mut q = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+            self.closed.store(true, Ordering::SeqCst);
+            q.drain(..).collect()
+        };
+        drop(queued);
+        for idx in 0..u16::try_from(self.slots.len()).unwrap_or(u16::MAX) {
+            let release = {
+                let mut s = self.slots.lock(idx);
+                matches!(s.state, State::Queued | State::Sent) && s.finish(Some(err.clone()))
+            };
+            if release {
+                self.slots.release(idx);
+            }
+        }
+    }
+}
+
+/// Requests to the connection task that are not SCSI commands.
+pub(crate) enum Control {
+    Logout(oneshot::Sender<Result<(), String>>),
+}
+
+/// Why the connection task stopped.
+#[derive(Debug, Clone)]
+pub enum ConnExit {
+    /// Clean logout.
+    LoggedOut,
+    /// The target asked for a logout (Async Message) and we performed it.
+    TargetRequestedLogout,
+    /// The connection failed.
+    Failed(Arc<str>),
+}
+
+/// Per-slot transfer bookkeeping, owned by the connection task alone.
+#[derive(Debug, Clone, Default)]
+struct Xfer {
+    itt: u32,
+    len: u32,
+    moved: u32,
+    error: Option<CommandError>,
+}
+
+/// Data-Out PDUs still to build: the rest of an unsolicited burst or an R2T's sequence.
+#[derive(Debug, Clone, Copy)]
+struct DataOutWork {
+    idx: u16,
+    itt: u32,
+    ttt: u32,
+    lun: u64,
+    offset: u32,
+    end: u32,
+    data_sn: u32,
+}
+
+pub(crate) struct Timeouts {
+    pub noop_interval: Option<Duration>,
+    pub noop_timeout: Duration,
+}
+
+pub(crate) struct Conn {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    events: broadcast::Sender<SessionEvent>,
+    params: SessionParams,
+    frame_cfg: FrameConfig,
+    digests: Digests,
+    st: ConnState,
+    recv: Vec<u8>,
+    rstart: usize,
+    rend: usize,
+    send: Vec<u8>,
+    sent: usize,
+    timeouts: Timeouts,
+}
+
+struct ConnState {
+    window: CmdWindow,
+    exp_stat_sn: u32,
+    pending: VecDeque<u16>,
+    data_out: VecDeque<DataOutWork>,
+    xfer: Box<[Xfer]>,
+    last_rx: Instant,
+    ping: Option<(u32, Instant)>,
+    ping_seq: u16,
+    logout: Option<oneshot::Sender<Result<(), String>>>,
+    logout_reason: Option<ConnExit>,
+}
+
+enum Wake {
+    Readable,
+    Writable,
+    Submitted,
+    Control(Option<Control>),
+    Timer,
+}
+
+impl Conn {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        stream: TcpStream,
+        shared: Arc<Shared>,
+        events: broadcast::Sender<SessionEvent>,
+        params: SessionParams,
+        cmd_sn: u32,
+        exp_cmd_sn: u32,
+        max_cmd_sn: u32,
+        exp_stat_sn: u32,
+        timeouts: Timeouts,
+    ) -> Self {
+        let frame_cfg = params.frame_config();
+        let digests = frame_cfg.digests;
+        let depth = shared.slots.len();
+        // Room for the largest PDU we accept, twice, so a partial PDU never needs a resize.
+        let max_pdu = 48 + 4 * 255 + 8 + frame_cfg.max_recv_data_segment as usize + 4;
+        let recv_cap = (2 * max_pdu).max(256 * 1024);
+        Self {
+            stream,
+            shared,
+            events,
+            params,
+            frame_cfg,
+            digests,
+            st: ConnState {
+                window: CmdWindow::new(cmd_sn, exp_cmd_sn, max_cmd_sn),
+                exp_stat_sn,
+                pending: VecDeque::with_capacity(depth),
+                data_out: VecDeque::with_capacity(depth * 2),
+                xfer: vec![Xfer::default(); depth].into_boxed_slice(),
+                last_rx: Instant::now(),
+                ping: None,
+                ping_seq: 0,
+                logout: None,
+                logout_reason: None,
+            },
+            recv: vec![0; recv_cap],
+            rstart: 0,
+            rend: 0,
+            send: Vec::with_capacity(SEND_HIGH_WATER + max_pdu),
+            sent: 0,
+            timeouts,
+        }
+    }
+
+    /// Puts bytes that arrived before the connection task took over at the front of its buffer.
+    pub fn seed(&mut self, bytes: &[u8]) {
+        self.recv[..bytes.len()].copy_from_slice(bytes);
+        self.rend = bytes.len();
+    }
+
+    /// Runs until logout or failure.
+    pub async fn run(mut self, mut control: mpsc::Receiver<Control>) -> ConnExit {
+        let mut control_open = true;
+        loop {
+            if let Err(e) = self.turn() {
+                return ConnExit::Failed(e);
+            }
+            if let Some(exit) = self.st.logout_reason.take() {
+                return exit;
+            }
+            let want_write = self.sent < self.send.len();
+            let deadline = self.next_deadline();
+            let wake = tokio::select! {
+                biased;
+                r = self.stream.readable() => match r { Ok(()) => Wake::Readable, Err(e) => return ConnExit::Failed(e.to_string().into()) },
+                w = self.stream.writable(), if want_write => match w { Ok(()) => Wake::Writable, Err(e) => return ConnExit::Failed(e.to_string().into()) },
+                () = self.shared.notify.notified() => Wake::Submitted,
+                c = control.recv(), if control_open => Wake::Control(c),
+                () = sleep_until_opt(deadline) => Wake::Timer,
+            };
+            match wake {
+                Wake::Readable | Wake::Writable | Wake::Submitted => {}
+                Wake::Control(None) => control_open = false,
+                Wake::Control(Some(Control::Logout(tx))) => self.start_logout(tx),
+                Wake::Timer => {
+                    if let Err(e) = self.on_timer() {
+                        return ConnExit::Failed(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One turn: issue what may be issued, write, read and handle what arrived.
+    fn turn(&mut self) -> Result<(), Arc<str>> {
+        // Several rounds, because handling input (R2T, window updates) can make more output.
+        for _ in 0..4 {
+            self.take_submissions();
+            self.issue();
+            self.flush().map_err(|e| Arc::from(format!("write failed: {e}")))?;
+            if !self.read_and_handle()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn take_submissions(&mut self) {
+        let mut q = self.shared.submit.lock().unwrap_or_else(|e| e.into_inner());
+        self.st.pending.extend(q.drain(..));
+    }
+
+    fn send_room(&self) -> bool {
+        self.send.len() - self.sent < SEND_HIGH_WATER
+    }
+
+    /// Builds Data-Out sequences first (they unblock commands the target already holds), then
+    /// new commands while the CmdSN window and the send buffer allow.
+    fn issue(&mut self) {
+        while self.send_room() {
+            let Some(mut w) = self.st.data_out.pop_front() else { break };
+            self.build_data_out(&mut w);
+            if w.offset < w.end {
+                self.st.data_out.push_front(w);
+            }
+        }
+        while self.send_room() && self.st.window.is_open() {
+            let Some(idx) = self.st.pending.pop_front() else { break };
+            self.issue_command(idx);
+        }
+    }
+
+    fn issue_command(&mut self, idx: u16) {
+        let slots = &self.shared.slots;
+        let mut s = slots.lock(idx);
+        if s.abandoned {
+            drop(s);
+            slots.release(idx);
+            return;
+        }
+        let itt = s.itt(idx);
+        let len = u32::try_from(s.buf.len).unwrap_or(u32::MAX);
+        let cmd_sn = self.st.window.take();
+        let x = &mut self.st.xfer[usize::from(idx)];
+        *x = Xfer { itt, len, moved: 0, error: None };
+        let mut hdr = ScsiCommand {
+            immediate: false,
+            final_: true,
+            read: s.dir == Dir::Read,
+            write: s.dir == Dir::Write,
+            attr: TaskAttr::Simple,
+            lun: s.lun,
+            itt,
+            expected_data_len: len,
+            cmd_sn,
+            exp_stat_sn: self.st.exp_stat_sn,
+            cdb: s.cdb,
+        };
+        let mut immediate = 0u32;
+        if s.dir == Dir::Write {
+            let p = &self.params;
+            let burst = p.first_burst_length.min(len);
+            if p.immediate_data {
+                immediate = burst.min(p.max_xmit_data_segment_length);
+            }
+            let unsolicited = if p.initial_r2t { immediate } else { burst };
+            if unsolicited > immediate {
+                hdr.final_ = false;
+                self.st.data_out.push_front(DataOutWork {
+                    idx,
+                    itt,
+                    ttt: RESERVED_TAG,
+                    lun: s.lun,
+                    offset: immediate,
+                    end: unsolicited,
+                    data_sn: 0,
+                });
+            }
+        }
+        let data: &[u8] = if immediate == 0 {
+            &[]
+        } else {
+            // SAFETY: the slot is locked and not abandoned, so the caller's buffer is alive, and
+            // `immediate` is at most its length.
+            unsafe { std::slice::from_raw_parts(s.buf.ptr, immediate as usize) }
+        };
+        encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
+        s.state = State::Sent;
+        drop(s);
+        self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
+        // Unsolicited Data-Out must follow its command: build it now, ahead of other work.
+        if let Some(mut w) = self.st.data_out.front().copied().filter(|w| w.idx == idx && w.ttt == RESERVED_TAG) {
+            self.st.data_out.pop_front();
+            self.build_data_out(&mut w);
+            if w.offset < w.end {
+                self.st.data_out.push_front(w);
+            }
+        }
+    }
+
+    /// Builds Data-Out PDUs of one sequence until it is done or the send buffer is full.
+    fn build_data_out(&mut self, w: &mut DataOutWork) {
+        let slots = &self.shared.slots;
+        let s = slots.lock(w.idx);
+        if s.itt(w.idx) != w.itt || s.state != State::Sent {
+            w.offset = w.end; // the command is gone; drop the work
+            return;
+        }
+        let max = self.params.max_xmit_data_segment_length.max(512);
+        while w.offset < w.end && self.send.len() - self.sent < SEND_HIGH_WATER {
+            let n = (w.end - w.offset).min(max);
+            let hdr = DataOut {
+                final_: w.offset + n == w.end,
+                lun: w.lun,
+                itt: w.itt,
+                ttt: w.ttt,
+                exp_stat_sn: self.st.exp_stat_sn,
+                data_sn: w.data_sn,
+                buffer_offset: w.offset,
+            };
+            let data: &[u8] = if s.abandoned {
+                // Nobody will look at the outcome; keep the protocol going with zeroes.
+                &ZEROES[..(n as usize).min(ZEROES.len())]
+            } else {
+                // SAFETY: slot locked, not abandoned; offset/end were checked against the length.
+                unsafe { std::slice::from_raw_parts(s.buf.ptr.add(w.offset as usize), n as usize) }
+            };
+            if data.len() < n as usize {
+                // Abandoned and larger than our zero page: send in pieces.
+                let n2 = u32::try_from(data.len()).unwrap_or(0);
+                let hdr = DataOut { final_: w.offset + n2 == w.end, ..hdr };
+                encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
+                w.offset += n2;
+            } else {
+                encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
+                w.offset += n;
+            }
+            w.data_sn = w.data_sn.wrapping_add(1);
+            self.shared.stats.bytes_written.fetch_add(u64::from(n), Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while self.sent < self.send.len() {
+            match self.stream.try_write(&self.send[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sent == self.send.len() {
+            self.send.clear();
+            self.sent = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads what the socket has and handles every whole PDU. Returns whether anything arrived.
+    fn read_and_handle(&mut self) -> Result<bool, Arc<str>> {
+        let mut got = false;
+        if self.rend > self.rstart {
+            self.handle_frames()?;
+        }
+        loop {
+            if self.rend == self.recv.len() {
+                // Move the partial PDU to the front to make room.
+                self.recv.copy_within(self.rstart..self.rend, 0);
+                self.rend -= self.rstart;
+                self.rstart = 0;
+            }
+            match self.stream.try_read(&mut self.recv[self.rend..]) {
+                Ok(0) => return Err("connection closed by the target".into()),
+                Ok(n) => {
+                    self.rend += n;
+                    got = true;
+                    self.st.last_rx = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("read failed: {e}").into()),
+            }
+            self.handle_frames()?;
+        }
+        Ok(got)
+    }
+
+    fn handle_frames(&mut self) -> Result<(), Arc<str>> {
+        let Conn { recv, rstart, rend, st, shared, send, params, frame_cfg, digests, events, .. } = self;
+        loop {
+            match parse_frame(&recv[*rstart..*rend], frame_cfg) {
+                Ok(FrameStatus::Incomplete(need)) => {
+                    if need > recv.len() - *rstart && *rstart > 0 {
+                        recv.copy_within(*rstart..*rend, 0);
+                        *rend -= *rstart;
+                        *rstart = 0;
+                    }
+                    if *rstart == *rend {
+                        *rstart = 0;
+                        *rend = 0;
+                    }
+                    return Ok(());
+                }
+                Ok(FrameStatus::Complete(frame, used)) => {
+                    st.handle(shared, send, *digests, params, events, frame.header, frame.data)?;
+                    *rstart += used;
+                }
+                Err(e) => return Err(format!("bad PDU from the target: {e}").into()),
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        if let Some((_, deadline)) = self.st.ping {
+            return Some(deadline);
+        }
+        self.timeouts.noop_interval.map(|i| self.st.last_rx + i)
+    }
+
+    fn on_timer(&mut self) -> Result<(), Arc<str>> {
+        let now = Instant::now();
+        if let Some((_, deadline)) = self.st.ping {
+            if now >= deadline {
+                return Err(format!("no NOP-In answer within {:?}: the target is unreachable", self.timeouts.noop_timeout).into());
+            }
+            return Ok(());
+        }
+        if let Some(interval) = self.timeouts.noop_interval {
+            if now >= self.st.last_rx + interval {
+                self.st.ping_seq = self.st.ping_seq.wrapping_add(1);
+                let itt = (u32::from(self.st.ping_seq) << 16) | PING_TAG;
+                let hdr = NopOut {
+                    immediate: true,
+                    lun: 0,
+                    itt,
+                    ttt: RESERVED_TAG,
+                    cmd_sn: self.st.window.current(),
+                    exp_stat_sn: self.st.exp_stat_sn,
+                };
+                encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+                self.st.ping = Some((itt, now + self.timeouts.noop_timeout));
+            }
+        }
+        Ok(())
+    }
+
+    fn start_logout(&mut self, tx: oneshot::Sender<Result<(), String>>) {
+        let hdr = LogoutRequest {
+            immediate: true,
+            reason: LogoutReason::CloseSession,
+            itt: LOGOUT_TAG,
+            cid: 0,
+            cmd_sn: self.st.window.current(),
+            exp_stat_sn: self.st.exp_stat_sn,
+        };
+        encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+        self.st.logout = Some(tx);
+    }
+}
+
+static ZEROES: [u8; 64 * 1024] = [0; 64 * 1024];
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl ConnState {
+    fn stat_sn(&mut self, stat_sn: u32) {
+        let next = stat_sn.wrapping_add(1);
+        if serial::lt(self.exp_stat_sn, next) {
+            self.exp_stat_sn = next;
+        }
+    }
+
+    /// Finds the slot and transfer of a command ITT, if it is one of ours and outstanding.
+    fn lookup(&self, shared: &Shared, itt: u32) -> Option<u16> {
+        let idx = shared.slots.index_of(itt)?;
+        (self.xfer[usize::from(idx)].itt == itt).then_some(idx)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle(
+        &mut self,
+        shared: &Shared,
+        send: &mut Vec<u8>,
+        digests: Digests,
+        params: &SessionParams,
+        events: &broadcast::Sender<SessionEvent>,
+        header: Header,
+        data: &[u8],
+    ) -> Result<(), Arc<str>> {
+        match header {
+            Header::DataIn(h) => self.on_data_in(shared, &h, data),
+            Header::ScsiResponse(h) => self.on_response(shared, &h, data),
+            Header::R2t(h) => self.on_r2t(shared, params, &h),
+            Header::NopIn(h) => {
+                self.on_nop_in(send, digests, &h);
+                Ok(())
+            }
+            Header::AsyncMessage(h) => {
+                self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+                self.stat_sn(h.stat_sn);
+                match h.event {
+                    AsyncEvent::Scsi => {
+                        let sense = pdu::ScsiResponse::sense(data).to_vec();
+                        let _ = events.send(SessionEvent::ScsiAsync { lun: h.lun, sense });
+                        Ok(())
+                    }
+                    AsyncEvent::LogoutRequested => {
+                        // Log out now rather than wait out Parameter3 (§11.9.1).
+                        let _ = events.send(SessionEvent::TargetRequestedLogout);
+                        let hdr = LogoutRequest {
+                            immediate: true,
+                            reason: LogoutReason::CloseSession,
+                            itt: LOGOUT_TAG,
+                            cid: 0,
+                            cmd_sn: self.window.current(),
+                            exp_stat_sn: self.exp_stat_sn,
+                        };
+                        encode_pdu(send, &hdr, &[], &[], digests);
+                        Ok(())
+                    }
+                    AsyncEvent::DroppingConnection | AsyncEvent::DroppingAllConnections => Err(format!(
+                        "the target is dropping the connection (Time2Wait {} s)",
+                        h.parameter2
+                    )
+                    .into()),
+                    AsyncEvent::Renegotiate | AsyncEvent::Other(_) => Ok(()),
+                }
+            }
+            Header::Reject(h) => self.on_reject(shared, &h, data),
+            Header::LogoutResponse(h) => {
+                self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+                self.stat_sn(h.stat_sn);
+                let ok = h.response == 0;
+                let result = if ok { Ok(()) } else { Err(format!("target refused logout (response {})", h.response)) };
+                match self.logout.take() {
+                    Some(tx) => {
+                        let _ = tx.send(result);
+                        self.logout_reason = Some(ConnExit::LoggedOut);
+                    }
+                    None => self.logout_reason = Some(ConnExit::TargetRequestedLogout),
+                }
+                Ok(())
+            }
+            Header::TaskMgmtResponse(h) => {
+                self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+                self.stat_sn(h.stat_sn);
+                Ok(())
+            }
+            Header::TextResponse(h) => {
+                self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+                self.stat_sn(h.stat_sn);
+                Ok(())
+            }
+            other => Err(format!("unexpected {:?} PDU in full feature phase", other.opcode()).into()),
+        }
+    }
+
+    fn on_data_in(&mut self, shared: &Shared, h: &DataIn, data: &[u8]) -> Result<(), Arc<str>> {
+        self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+        if h.has_status {
+            self.stat_sn(h.stat_sn);
+        }
+        let Some(idx) = self.lookup(shared, h.itt) else {
+            return Err(format!("Data-In for unknown task 0x{:08x}", h.itt).into());
+        };
+        let x = &mut self.xfer[usize::from(idx)];
+        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let end = h.buffer_offset.checked_add(len);
+        let mut s = shared.slots.lock(idx);
+        match end {
+            Some(end) if end <= x.len && s.dir == Dir::Read => {
+                if !s.abandoned && !data.is_empty() {
+                    // SAFETY: slot locked and not abandoned: the caller's buffer is alive, and
+                    // offset..end lies inside it (x.len is its length).
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(data.as_ptr(), s.buf.ptr.add(h.buffer_offset as usize), data.len());
+                    }
+                }
+                x.moved = x.moved.saturating_add(len);
+                shared.stats.bytes_read.fetch_add(u64::from(len), Ordering::Relaxed);
+            }
+            _ => {
+                x.error.get_or_insert_with(|| {
+                    CommandError::Protocol(
+                        format!("Data-In at offset {} of {} bytes exceeds the {} bytes expected", h.buffer_offset, len, x.len).into(),
+                    )
+                });
+            }
+        }
+        if h.has_status {
+            s.status = h.status;
+            s.residual_under = if h.underflow { h.residual } else { 0 };
+            s.residual_over = if h.overflow { h.residual } else { 0 };
+            s.sense_len = 0;
+            let err = x.error.take();
+            x.itt = RESERVED_TAG;
+            if err.is_some() {
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            if s.finish(err) {
+                drop(s);
+                shared.slots.release(idx);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_response(&mut self, shared: &Shared, h: &ScsiResponse, data: &[u8]) -> Result<(), Arc<str>> {
+        self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+        self.stat_sn(h.stat_sn);
+        let Some(idx) = self.lookup(shared, h.itt) else {
+            return Err(format!("SCSI Response for unknown task 0x{:08x}", h.itt).into());
+        };
+        let x = &mut self.xfer[usize::from(idx)];
+        let mut err = x.error.take();
+        x.itt = RESERVED_TAG;
+        if h.response != 0 {
+            err.get_or_insert(CommandError::TargetFailure(h.response));
+        }
+        let mut s = shared.slots.lock(idx);
+        s.status = h.status;
+        s.residual_under = if h.underflow { h.residual } else { 0 };
+        s.residual_over = if h.overflow { h.residual } else { 0 };
+        let sense = ScsiResponse::sense(data);
+        let n = sense.len().min(SENSE_MAX);
+        s.sense[..n].copy_from_slice(&sense[..n]);
+        s.sense_len = u8::try_from(n).unwrap_or(0);
+        if err.is_some() || h.status != 0 {
+            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if s.finish(err) {
+            drop(s);
+            shared.slots.release(idx);
+        }
+        Ok(())
+    }
+
+    fn on_r2t(&mut self, shared: &Shared, params: &SessionParams, h: &R2t) -> Result<(), Arc<str>> {
+        self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+        let Some(idx) = self.lookup(shared, h.itt) else {
+            return Err(format!("R2T for unknown task 0x{:08x}", h.itt).into());
+        };
+        let x = &self.xfer[usize::from(idx)];
+        let end = h.buffer_offset.checked_add(h.desired_len);
+        match end {
+            Some(end) if end <= x.len && h.desired_len > 0 && h.desired_len <= params.max_burst_length.max(h.desired_len) => {
+                let lun = shared.slots.lock(idx).lun;
+                self.data_out.push_back(DataOutWork {
+                    idx,
+                    itt: h.itt,
+                    ttt: h.ttt,
+                    lun,
+                    offset: h.buffer_offset,
+                    end,
+                    data_sn: 0,
+                });
+                Ok(())
+            }
+            _ => Err(format!(
+                "R2T asks for {} bytes at offset {} of a {}-byte write",
+                h.desired_len, h.buffer_offset, x.len
+            )
+            .into()),
+        }
+    }
+
+    fn on_nop_in(&mut self, send: &mut Vec<u8>, digests: Digests, h: &NopIn) {
+        self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+        if h.itt != RESERVED_TAG {
+            self.stat_sn(h.stat_sn);
+            if self.ping.is_some_and(|(itt, _)| itt == h.itt) {
+                self.ping = None;
+            }
+        }
+        if h.wants_reply() {
+            let hdr = NopOut {
+                immediate: true,
+                lun: h.lun,
+                itt: RESERVED_TAG,
+                ttt: h.ttt,
+                cmd_sn: self.window.current(),
+                exp_stat_sn: self.exp_stat_sn,
+            };
+            encode_pdu(send, &hdr, &[], &[], digests);
+        }
+    }
+
+    fn on_reject(&mut self, shared: &Shared, h: &Reject, data: &[u8]) -> Result<(), Arc<str>> {
+        self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
+        self.stat_sn(h.stat_sn);
+        let itt = Reject::rejected_itt(data).unwrap_or(RESERVED_TAG);
+        if let Some(idx) = self.lookup(shared, itt) {
+            // At ErrorRecoveryLevel 0 a rejected command never completes otherwise (§7.2).
+            let x = &mut self.xfer[usize::from(idx)];
+            x.itt = RESERVED_TAG;
+            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            let mut s = shared.slots.lock(idx);
+            if s.finish(Some(CommandError::Rejected(h.describe()))) {
+                drop(s);
+                shared.slots.release(idx);
+            }
+            return Ok(());
+        }
+        if h.reason == 0x02 {
+            return Err("the target reported a data digest error".into());
+        }
+        tracing::warn!(reason = h.describe(), "target rejected a PDU");
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! SCSI operations on a session, typed: what the daemon, the device layer and the benchmark
+//! use instead of raw CDBs. Every helper checks the SCSI status and turns CHECK CONDITION into a
+//! [`ScsiError`] carrying the decoded sense.
+
+use std::time::Duration;
+
+use lunlink_proto::lun;
+use lunlink_scsi::{cdb, Capacity, Cdb, DataError, ScsiError};
+
+use crate::error::CommandError;
+use crate::session::{DataBuf, Session};
+
+/// Why a SCSI operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScsiOpError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Scsi(#[from] ScsiError),
+    #[error("unusable response: {0}")]
+    Data(#[from] DataError),
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+}
+
+impl ScsiOpError {
+    /// Whether retrying the same command may succeed (unit attention, busy, ...).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ScsiOpError::Scsi(e) if e.is_retryable())
+    }
+}
+
+/// Attempts for management commands that meet transient conditions (each unit attention is
+/// reported once; tgtd reports POWER ON/RESET on every new nexus).
+const MGMT_ATTEMPTS: u32 = 6;
+
+/// What the daemon learns about a logical unit when it appears.
+#[derive(Debug, Clone, Default)]
+pub struct LunInfo {
+    pub lun: u16,
+    /// SPC peripheral device type: 0 = direct access block device (a disk).
+    pub peripheral_type: u8,
+    pub vendor: String,
+    pub product: String,
+    pub revision: String,
+    pub serial: String,
+    /// Identity of the logical unit from VPD 0x83 (e.g. "naa.6001405..."), empty if none.
+    pub wwid: String,
+    pub capacity: Option<Capacity>,
+    pub read_only: bool,
+    pub write_cache: bool,
+    pub fua: bool,
+    pub rotational: Option<bool>,
+    pub removable: bool,
+    /// Block limits VPD (0xB0) when the LU has it.
+    pub block_limits: Option<lunlink_scsi::BlockLimits>,
+    /// Logical block provisioning VPD (0xB2) when the LU has it.
+    pub provisioning: Option<lunlink_scsi::LogicalBlockProvisioning>,
+}
+
+impl Session {
+    async fn run_once(&self, lun_no: u16, c: &Cdb, data: DataBuf<'_>) -> Result<(), ScsiOpError> {
+        let done = self.execute(lun::encode(lun_no), c.as_slice(), data).await?;
+        ScsiError::check(done.status, done.sense())?;
+        Ok(())
+    }
+
+    /// Runs a command, retrying transient conditions (unit attention, busy, ...) a bounded
+    /// number of times, as the SCSI midlayer does for disks. The buffer is reused as it is:
+    /// a retried write sends the same data, a retried read overwrites what came before.
+    async fn run(&self, lun_no: u16, c: &Cdb, mut data: DataBuf<'_>) -> Result<(), ScsiOpError> {
+        let mut attempt = 0;
+        loop {
+            let d = match &mut data {
+                DataBuf::None => DataBuf::None,
+                DataBuf::In(b) => DataBuf::In(b),
+                DataBuf::Out(b) => DataBuf::Out(b),
+            };
+            match self.run_once(lun_no, c, d).await {
+                Err(e) if Self::retry_after(&e, &mut attempt).await => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs a command that reads into `buf`, returning how many bytes came back.
+    async fn run_in(&self, lun_no: u16, c: &Cdb, buf: &mut [u8]) -> Result<usize, ScsiOpError> {
+        let len = buf.len();
+        let done = self.execute(lun::encode(lun_no), c.as_slice(), DataBuf::In(buf)).await?;
+        ScsiError::check(done.status, done.sense())?;
+        Ok(len.saturating_sub(done.residual_under as usize))
+    }
+
+    /// Decides whether to retry a management command after `e`, waiting a little for
+    /// conditions that need time (BUSY, becoming ready); unit attentions are retried at once.
+    async fn retry_after(e: &ScsiOpError, attempt: &mut u32) -> bool {
+        if !e.is_retryable() || *attempt + 1 >= MGMT_ATTEMPTS {
+            return false;
+        }
+        *attempt += 1;
+        let unit_attention = matches!(e, ScsiOpError::Scsi(s) if s.sense().is_some_and(|s| s.is_unit_attention()));
+        if !unit_attention {
+            tokio::time::sleep(Duration::from_millis(50 << (*attempt).min(4))).await;
+        }
+        true
+    }
+
+    pub async fn test_unit_ready(&self, lun_no: u16) -> Result<(), ScsiOpError> {
+        let mut attempt = 0;
+        loop {
+            match self.run_once(lun_no, &cdb::test_unit_ready(), DataBuf::None).await {
+                Err(e) if Self::retry_after(&e, &mut attempt).await => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// REPORT LUNS (SPC-4 §6.33) on LUN 0, as LUN numbers.
+    pub async fn report_luns(&self) -> Result<Vec<u16>, ScsiOpError> {
+        let mut alloc = 4096usize;
+        loop {
+            let c = cdb::report_luns(u32::try_from(alloc).unwrap_or(u32::MAX));
+            let buf = self.read_data(0, c, alloc).await?;
+            match lunlink_scsi::parse_report_luns(&buf) {
+                Ok(raw) => return Ok(raw.into_iter().filter_map(lunlink_scsi::decode_lun).collect()),
+                Err(DataError::Truncated { needed, .. }) if alloc < needed && needed <= 1 << 20 => alloc = needed,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs a data-in management command, retrying transient conditions.
+    async fn read_data(&self, lun_no: u16, c: Cdb, alloc: usize) -> Result<Vec<u8>, ScsiOpError> {
+        let mut buf = vec![0u8; alloc];
+        let mut attempt = 0;
+        loop {
+            match self.run_in(lun_no, &c, &mut buf).await {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(e) if Self::retry_after(&e, &mut attempt).await => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+
+    /// A VPD page (SPC-4 §7.8), whole.
+    pub async fn inquiry_vpd(&self, lun_no: u16, page: u8) -> Result<Vec<u8>, ScsiOpError> {
+        self.read_data(lun_no, cdb::inquiry_vpd(page, 4096), 4096).await
+    }
+
+    /// READ CAPACITY(16), falling back to (10) for devices without it.
+    pub async fn read_capacity(&self, lun_no: u16) -> Result<Capacity, ScsiOpError> {
+        match self.read_data(lun_no, cdb::read_capacity16(32), 32).await {
+            Ok(b) => Ok(Capacity::parse16(&b)?),
+            Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s))) if s.key == lunlink_scsi::SenseKey::IllegalRequest => {
+                let b = self.read_data(lun_no, cdb::read_capacity10(), 8).await?;
+                Ok(Capacity::parse10(&b)?)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Everything the daemon shows about a LU and the device layer needs to set it up.
+    pub async fn probe_lun(&self, lun_no: u16) -> Result<LunInfo, ScsiOpError> {
+        let std_inq = self.read_data(lun_no, cdb::inquiry(255), 255).await?;
+        let inq = lunlink_scsi::StandardInquiry::parse(&std_inq)?;
+        let mut info = LunInfo {
+            lun: lun_no,
+            peripheral_type: inq.device_type.code(),
+            vendor: inq.vendor.clone(),
+            product: inq.product.clone(),
+            revision: inq.revision.clone(),
+            removable: inq.removable,
+            ..LunInfo::default()
+        };
+        let pages = match self.inquiry_vpd(lun_no, 0x00).await {
+            Ok(b) => lunlink_scsi::inquiry::parse_supported_pages(&b).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        if pages.contains(&0x80) {
+            if let Ok(b) = self.inquiry_vpd(lun_no, 0x80).await {
+                info.serial = lunlink_scsi::inquiry::parse_unit_serial(&b).unwrap_or_default();
+            }
+        }
+        if pages.contains(&0x83) {
+            if let Ok(b) = self.inquiry_vpd(lun_no, 0x83).await {
+                if let Ok(ids) = lunlink_scsi::inquiry::parse_device_identification(&b) {
+                    info.wwid = lunlink_scsi::inquiry::best_wwid(&ids).map(|w| w.to_string()).unwrap_or_default();
+                }
+            }
+        }
+        if info.peripheral_type != 0 {
+            return Ok(info);
+        }
+        if pages.contains(&0xb0) {
+            if let Ok(b) = self.inquiry_vpd(lun_no, 0xb0).await {
+                info.block_limits = lunlink_scsi::BlockLimits::parse(&b).ok();
+            }
+        }
+        if pages.contains(&0xb1) {
+            if let Ok(b) = self.inquiry_vpd(lun_no, 0xb1).await {
+                info.rotational = lunlink_scsi::BlockDeviceCharacteristics::parse(&b).ok().map(|c| c.is_rotational());
+            }
+        }
+        if pages.contains(&0xb2) {
+            if let Ok(b) = self.inquiry_vpd(lun_no, 0xb2).await {
+                info.provisioning = lunlink_scsi::LogicalBlockProvisioning::parse(&b).ok();
+            }
+        }
+        info.capacity = Some(self.read_capacity(lun_no).await?);
+        // MODE SENSE(6) of the caching page: write protect and volatile write cache.
+        if let Ok(b) = self.read_data(lun_no, cdb::mode_sense6(0x08, 0, true, 255), 255).await {
+            if let Ok(m) = lunlink_scsi::ModeSense::parse6(&b) {
+                info.read_only = m.header.write_protected;
+                info.fua = m.header.dpofua;
+                info.write_cache = m.caching().is_some_and(|c| c.wce);
+            }
+        }
+        Ok(info)
+    }
+
+    fn blocks(len: usize, block_size: u32) -> Result<u32, ScsiOpError> {
+        let bs = block_size as usize;
+        if bs == 0 || len % bs != 0 {
+            return Err(ScsiOpError::Invalid("buffer length is not a multiple of the block size"));
+        }
+        u32::try_from(len / bs).map_err(|_| ScsiOpError::Invalid("too many blocks for one command"))
+    }
+
+    /// Reads `buf.len()` bytes from `lba` (READ(10) or READ(16) as the range needs).
+    pub async fn read(&self, lun_no: u16, lba: u64, block_size: u32, buf: &mut [u8]) -> Result<(), ScsiOpError> {
+        let blocks = Self::blocks(buf.len(), block_size)?;
+        self.run(lun_no, &cdb::read(lba, blocks), DataBuf::In(buf)).await
+    }
+
+    /// Writes `buf` at `lba`, with Force Unit Access when `fua`.
+    pub async fn write(&self, lun_no: u16, lba: u64, block_size: u32, buf: &[u8], fua: bool) -> Result<(), ScsiOpError> {
+        let blocks = Self::blocks(buf.len(), block_size)?;
+        self.run(lun_no, &cdb::write(lba, blocks, fua), DataBuf::Out(buf)).await
+    }
+
+    /// SYNCHRONIZE CACHE(10) over the whole LU.
+    pub async fn flush(&self, lun_no: u16) -> Result<(), ScsiOpError> {
+        self.run(lun_no, &cdb::synchronize_cache10(0, 0), DataBuf::None).await
+    }
+
+    /// UNMAP (SBC-3 §5.28) of up to a handful of ranges.
+    pub async fn unmap(&self, lun_no: u16, ranges: &[(u64, u32)]) -> Result<(), ScsiOpError> {
+        let mut params = [0u8; 8 + 16 * 16];
+        let len = cdb::write_unmap_params(&mut params, ranges)?;
+        self.run(lun_no, &cdb::unmap(len), DataBuf::Out(&params[..usize::from(len)])).await
+    }
+
+    /// WRITE SAME(16) of zeroes, with UNMAP when `unmap` (SBC-3 §5.50).
+    pub async fn write_zeroes(&self, lun_no: u16, lba: u64, blocks: u32, block_size: u32, unmap: bool) -> Result<(), ScsiOpError> {
+        let zero = vec![0u8; block_size as usize];
+        self.run(lun_no, &cdb::write_same16(lba, blocks, unmap, false), DataBuf::Out(&zero)).await
+    }
+}

@@ -222,7 +222,9 @@ impl Conn {
         let mut control_open = true;
         loop {
             if let Err(e) = self.turn() {
-                return ConnExit::Failed(e);
+                // The target closes the connection right after a Logout Response: that is
+                // the end of a clean logout, not a failure.
+                return self.st.logout_reason.take().unwrap_or(ConnExit::Failed(e));
             }
             if let Some(exit) = self.st.logout_reason.take() {
                 return exit;

@@ -1,0 +1,440 @@
+//! The D-Bus adaptor (see dbus/API.md): thin objects that check arguments, call the
+//! [`Manager`] and map its errors to named D-Bus errors. The manager's change feed is mirrored
+//! here as InterfacesAdded / PropertiesChanged / InterfacesRemoved.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lunlink_dbus::names::{BUS_NAME, ROOT_PATH};
+use lunlink_dbus::options::{Call, Options, OptionsDict};
+use lunlink_dbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+use lunlink_dbus::Error;
+use tokio::sync::mpsc;
+use zbus::object_server::SignalEmitter;
+use zbus::{interface, Connection};
+
+use crate::config;
+use crate::manager::{Change, DaemonError, LunId, Manager, NodeId, SessionId, Settings};
+use crate::nodes::Startup;
+
+fn map_err(e: DaemonError) -> Error {
+    match e {
+        DaemonError::InvalidArgument(m) => Error::InvalidArgument(m),
+        DaemonError::NotFound(m) => Error::NotFound(m),
+        DaemonError::InUse(m) => Error::InUse(m),
+        DaemonError::AuthenticationFailed(m) => Error::AuthenticationFailed(m),
+        DaemonError::TargetNotFound(m) => Error::TargetNotFound(m),
+        DaemonError::ConnectionFailed(m) => Error::ConnectionFailed(m),
+        DaemonError::Timeout(m) => Error::Timeout(m),
+        DaemonError::LoginFailed(m) => Error::LoginFailed(m),
+        DaemonError::Protocol(m) => Error::ProtocolError(m),
+        DaemonError::NotSupported(m) => Error::NotSupported(m),
+        DaemonError::Failed(m) => Error::Failed(m),
+    }
+}
+
+pub fn node_path(id: NodeId) -> OwnedObjectPath {
+    path(&format!("{ROOT_PATH}/node/{id}"))
+}
+pub fn session_path(id: SessionId) -> OwnedObjectPath {
+    path(&format!("{ROOT_PATH}/session/{id}"))
+}
+pub fn lun_path(id: LunId) -> OwnedObjectPath {
+    path(&format!("{ROOT_PATH}/lun/{id}"))
+}
+fn path(s: &str) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(s).expect("object paths built from numbers are valid")
+}
+fn no_path() -> OwnedObjectPath {
+    path("/")
+}
+
+fn id_of(p: &OwnedObjectPath, kind: &str) -> Result<u64, Error> {
+    p.as_str()
+        .strip_prefix(&format!("{ROOT_PATH}/{kind}/"))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a lunlink {kind} object", p.as_str())))
+}
+
+/// Converts a validated options dictionary into the manager's settings.
+fn settings(dict: &OptionsDict, call: Call) -> Result<(Settings, Options), Error> {
+    let o = Options::from_dict(dict, call)?;
+    let s = Settings {
+        auth_method: o.auth_method.and_then(|m| config::AuthMethod::from_name(m.as_str())),
+        username: o.username.clone(),
+        password: o.password.clone().map(config::Secret::new),
+        reverse_username: o.reverse_username.clone(),
+        reverse_password: o.reverse_password.clone().map(config::Secret::new),
+        chap_algorithms: o
+            .chap_algorithms
+            .as_ref()
+            .map(|v| v.iter().filter_map(|a| config::ChapAlgorithm::from_name(a.as_str())).collect()),
+        startup: o.startup.and_then(|s| Startup::from_name(s.as_str())),
+        header_digest: o.header_digest.as_ref().map(|v| v.iter().filter_map(|d| config::Digest::from_name(d.as_str())).collect()),
+        data_digest: o.data_digest.as_ref().map(|v| v.iter().filter_map(|d| config::Digest::from_name(d.as_str())).collect()),
+    };
+    Ok((s, o))
+}
+
+fn ov<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
+    OwnedValue::try_from(v.into()).expect("basic values convert to owned values")
+}
+
+pub struct ManagerIface {
+    m: Arc<Manager>,
+}
+
+#[interface(name = "org.lunlink.Initiator1.Manager")]
+impl ManagerIface {
+    async fn discover(&self, portal: &str, options: OptionsDict) -> Result<Vec<(String, String, u16)>, Error> {
+        let (s, _) = settings(&options, Call::Discover)?;
+        self.m.discover(portal, &s).await.map_err(map_err)
+    }
+
+    async fn login(&self, target: &str, portal: &str, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
+        let (s, _) = settings(&options, Call::Login)?;
+        self.m.login(target, portal, &s).await.map(session_path).map_err(map_err)
+    }
+
+    async fn login_all(&self, options: OptionsDict) -> Result<Vec<OwnedObjectPath>, Error> {
+        let (_, o) = settings(&options, Call::LoginAll)?;
+        let ids = self.m.login_all(o.automatic_only.unwrap_or(false)).await.map_err(map_err)?;
+        Ok(ids.into_iter().map(session_path).collect())
+    }
+
+    async fn logout(&self, session: OwnedObjectPath, options: OptionsDict) -> Result<(), Error> {
+        let (_, o) = settings(&options, Call::Logout)?;
+        let id = id_of(&session, "session")?;
+        self.m.logout(id, o.force.unwrap_or(false)).await.map_err(map_err)
+    }
+
+    async fn create_node(&self, target: &str, portal: &str, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
+        let (s, _) = settings(&options, Call::CreateNode)?;
+        self.m.create_node(target, portal, &s).await.map(node_path).map_err(map_err)
+    }
+
+    async fn set_default_auth(&self, scope: &str, options: OptionsDict) -> Result<(), Error> {
+        let (s, _) = settings(&options, Call::SetDefaultAuth)?;
+        self.m.set_default_auth(scope, &s).map_err(map_err)
+    }
+
+    #[zbus(property)]
+    fn initiator_name(&self) -> String {
+        self.m.initiator_name().to_owned()
+    }
+    #[zbus(property)]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+    #[zbus(property)]
+    fn default_auth_method(&self) -> String {
+        self.m.default_auth().0.method.as_str().to_owned()
+    }
+    #[zbus(property)]
+    fn default_username(&self) -> String {
+        self.m.default_auth().0.username.unwrap_or_default()
+    }
+    #[zbus(property)]
+    fn discovery_auth_method(&self) -> String {
+        self.m.default_auth().1.method.as_str().to_owned()
+    }
+    #[zbus(property)]
+    fn discovery_username(&self) -> String {
+        self.m.default_auth().1.username.unwrap_or_default()
+    }
+}
+
+pub struct NodeIface {
+    m: Arc<Manager>,
+    id: NodeId,
+}
+
+impl NodeIface {
+    fn view(&self) -> Result<crate::manager::NodeView, zbus::fdo::Error> {
+        self.m.node(self.id).ok_or_else(|| zbus::fdo::Error::UnknownObject("node is gone".into()))
+    }
+}
+
+#[interface(name = "org.lunlink.Initiator1.Node")]
+impl NodeIface {
+    async fn login(&self, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
+        let (s, _) = settings(&options, Call::Login)?;
+        self.m.login_node(self.id, &s).await.map(session_path).map_err(map_err)
+    }
+    async fn update(&self, options: OptionsDict) -> Result<String, Error> {
+        let (s, _) = settings(&options, Call::NodeUpdate)?;
+        self.m.update_node(self.id, &s).await.map(str::to_owned).map_err(map_err)
+    }
+    async fn delete(&self) -> Result<(), Error> {
+        self.m.delete_node(self.id).await.map_err(map_err)
+    }
+    #[zbus(property)]
+    fn target(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.target)
+    }
+    #[zbus(property)]
+    fn portal(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.portal)
+    }
+    #[zbus(property)]
+    fn tpgt(&self) -> zbus::fdo::Result<u16> {
+        Ok(self.view()?.tpgt)
+    }
+    #[zbus(property)]
+    fn startup(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.startup.as_str().to_owned())
+    }
+    #[zbus(property)]
+    fn auth_method(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.auth_method.as_str().to_owned())
+    }
+    #[zbus(property)]
+    fn username(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.username)
+    }
+    #[zbus(property)]
+    fn reverse_username(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.reverse_username)
+    }
+    #[zbus(property)]
+    fn session(&self) -> zbus::fdo::Result<OwnedObjectPath> {
+        Ok(self.view()?.session.map_or_else(no_path, session_path))
+    }
+}
+
+pub struct SessionIface {
+    m: Arc<Manager>,
+    id: SessionId,
+}
+
+impl SessionIface {
+    fn view(&self) -> Result<crate::manager::SessionView, zbus::fdo::Error> {
+        self.m.session(self.id).ok_or_else(|| zbus::fdo::Error::UnknownObject("session is gone".into()))
+    }
+}
+
+#[interface(name = "org.lunlink.Initiator1.Session")]
+impl SessionIface {
+    async fn logout(&self, options: OptionsDict) -> Result<(), Error> {
+        let (_, o) = settings(&options, Call::Logout)?;
+        self.m.logout(self.id, o.force.unwrap_or(false)).await.map_err(map_err)
+    }
+    async fn rescan(&self) -> Result<(), Error> {
+        self.m.rescan(self.id).await.map_err(map_err)
+    }
+    #[zbus(property)]
+    fn target(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.target)
+    }
+    #[zbus(property)]
+    fn portal(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.portal)
+    }
+    #[zbus(property)]
+    fn node(&self) -> zbus::fdo::Result<OwnedObjectPath> {
+        Ok(node_path(self.view()?.node))
+    }
+    #[zbus(property)]
+    fn state(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.state.as_str().to_owned())
+    }
+    #[zbus(property)]
+    fn isid(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.isid)
+    }
+    #[zbus(property)]
+    fn tsih(&self) -> zbus::fdo::Result<u16> {
+        Ok(self.view()?.tsih)
+    }
+    /// Negotiated values by their RFC 7143 key names.
+    #[zbus(property)]
+    fn parameters(&self) -> zbus::fdo::Result<HashMap<String, OwnedValue>> {
+        let p = self.view()?.params;
+        let digest = |on: bool| if on { "CRC32C" } else { "None" };
+        let mut m = HashMap::new();
+        m.insert("HeaderDigest".into(), ov(digest(p.header_digest)));
+        m.insert("DataDigest".into(), ov(digest(p.data_digest)));
+        m.insert("MaxRecvDataSegmentLength".into(), ov(p.max_recv_data_segment_length));
+        m.insert("TargetMaxRecvDataSegmentLength".into(), ov(p.max_xmit_data_segment_length));
+        m.insert("MaxBurstLength".into(), ov(p.max_burst_length));
+        m.insert("FirstBurstLength".into(), ov(p.first_burst_length));
+        m.insert("InitialR2T".into(), ov(p.initial_r2t));
+        m.insert("ImmediateData".into(), ov(p.immediate_data));
+        m.insert("MaxOutstandingR2T".into(), ov(u32::from(p.max_outstanding_r2t)));
+        m.insert("DefaultTime2Wait".into(), ov(u32::from(p.default_time2wait)));
+        m.insert("DefaultTime2Retain".into(), ov(u32::from(p.default_time2retain)));
+        m.insert("DataPDUInOrder".into(), ov(p.data_pdu_in_order));
+        m.insert("DataSequenceInOrder".into(), ov(p.data_sequence_in_order));
+        m.insert("ErrorRecoveryLevel".into(), ov(u32::from(p.error_recovery_level)));
+        m.insert("MaxConnections".into(), ov(u32::from(p.max_connections)));
+        Ok(m)
+    }
+    #[zbus(property)]
+    fn luns(&self) -> zbus::fdo::Result<Vec<OwnedObjectPath>> {
+        Ok(self.view()?.luns.into_iter().map(lun_path).collect())
+    }
+    #[zbus(property)]
+    fn commands(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.view()?.commands)
+    }
+    #[zbus(property)]
+    fn bytes_read(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.view()?.bytes_read)
+    }
+    #[zbus(property)]
+    fn bytes_written(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.view()?.bytes_written)
+    }
+    #[zbus(property)]
+    fn errors(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.view()?.errors)
+    }
+}
+
+pub struct LunIface {
+    m: Arc<Manager>,
+    id: LunId,
+}
+
+impl LunIface {
+    fn view(&self) -> Result<crate::manager::LunView, zbus::fdo::Error> {
+        self.m.lun(self.id).ok_or_else(|| zbus::fdo::Error::UnknownObject("LUN is gone".into()))
+    }
+}
+
+#[interface(name = "org.lunlink.Initiator1.Lun")]
+impl LunIface {
+    #[zbus(property)]
+    fn lun(&self) -> zbus::fdo::Result<u16> {
+        Ok(self.view()?.info.lun)
+    }
+    #[zbus(property)]
+    fn vendor(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.info.vendor)
+    }
+    #[zbus(property)]
+    fn product(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.info.product)
+    }
+    #[zbus(property)]
+    fn revision(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.info.revision)
+    }
+    #[zbus(property)]
+    fn serial(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.info.serial)
+    }
+    #[zbus(property)]
+    fn wwid(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.info.wwid)
+    }
+    #[zbus(property)]
+    fn size(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.view()?.size)
+    }
+    #[zbus(property)]
+    fn block_size(&self) -> zbus::fdo::Result<u32> {
+        Ok(self.view()?.block_size)
+    }
+    #[zbus(property)]
+    fn read_only(&self) -> zbus::fdo::Result<bool> {
+        Ok(self.view()?.info.read_only)
+    }
+    #[zbus(property)]
+    fn device(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.device)
+    }
+    #[zbus(property)]
+    fn device_error(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.device_error)
+    }
+    #[zbus(property)]
+    fn session(&self) -> zbus::fdo::Result<OwnedObjectPath> {
+        Ok(session_path(self.view()?.session))
+    }
+}
+
+/// Connects to the bus, serves the root objects and the existing nodes, then takes the name
+/// (objects first, so that no early call finds them missing).
+pub async fn serve(m: Arc<Manager>, bus: &lunlink_dbus::BusChoice) -> Result<Connection, Error> {
+    let conn = bus
+        .builder()?
+        .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
+        .map_err(Error::ZBus)?
+        .serve_at(ROOT_PATH, ManagerIface { m: m.clone() })
+        .map_err(Error::ZBus)?
+        .build()
+        .await
+        .map_err(Error::ZBus)?;
+    for id in m.node_ids() {
+        conn.object_server().at(node_path(id), NodeIface { m: m.clone(), id }).await.map_err(Error::ZBus)?;
+    }
+    conn.request_name(BUS_NAME).await.map_err(Error::ZBus)?;
+    Ok(conn)
+}
+
+/// Mirrors the manager's changes on the bus until the feed ends.
+pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::UnboundedReceiver<Change>) {
+    let srv = conn.object_server();
+    while let Some(c) = rx.recv().await {
+        let r: zbus::Result<()> = async {
+            match c {
+                Change::NodeAdded(id) => {
+                    srv.at(node_path(id), NodeIface { m: m.clone(), id }).await?;
+                }
+                Change::NodeRemoved(id) => {
+                    srv.remove::<NodeIface, _>(node_path(id)).await?;
+                }
+                Change::NodeChanged(id) => {
+                    if let Ok(r) = srv.interface::<_, NodeIface>(node_path(id)).await {
+                        let e = r.signal_emitter();
+                        let i = r.get().await;
+                        i.session_changed(e).await?;
+                        i.startup_changed(e).await?;
+                        i.auth_method_changed(e).await?;
+                        i.username_changed(e).await?;
+                        i.reverse_username_changed(e).await?;
+                    }
+                }
+                Change::SessionAdded(id) => {
+                    srv.at(session_path(id), SessionIface { m: m.clone(), id }).await?;
+                }
+                Change::SessionRemoved(id) => {
+                    srv.remove::<SessionIface, _>(session_path(id)).await?;
+                }
+                Change::SessionChanged(id) => {
+                    if let Ok(r) = srv.interface::<_, SessionIface>(session_path(id)).await {
+                        let e: &SignalEmitter<'_> = r.signal_emitter();
+                        let i = r.get().await;
+                        i.state_changed(e).await?;
+                        i.luns_changed(e).await?;
+                        i.commands_changed(e).await?;
+                        i.bytes_read_changed(e).await?;
+                        i.bytes_written_changed(e).await?;
+                        i.errors_changed(e).await?;
+                    }
+                }
+                Change::LunAdded(id) => {
+                    srv.at(lun_path(id), LunIface { m: m.clone(), id }).await?;
+                }
+                Change::LunRemoved(id) => {
+                    srv.remove::<LunIface, _>(lun_path(id)).await?;
+                }
+                Change::LunChanged(id) => {
+                    if let Ok(r) = srv.interface::<_, LunIface>(lun_path(id)).await {
+                        let e = r.signal_emitter();
+                        let i = r.get().await;
+                        i.device_changed(e).await?;
+                        i.device_error_changed(e).await?;
+                        i.size_changed(e).await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::warn!("cannot mirror {c:?} on the bus: {e}");
+        }
+    }
+}

@@ -1,0 +1,1068 @@
+//! The daemon's domain: nodes, sessions and logical units, and the operations on them.
+//!
+//! Nothing here knows about D-Bus: operations return what they did, and every state change is
+//! announced as a [`Change`] on a channel that the D-Bus adaptor turns into InterfacesAdded /
+//! PropertiesChanged / InterfacesRemoved. Blocking file I/O (node records) runs on tokio's
+//! blocking pool; no lock is held across an await.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lunlink_engine::{self as engine, EngineError, Portal, Session, SessionConfig, SessionEvent};
+use lunlink_proto::login::LoginError;
+use tokio::sync::mpsc;
+
+use crate::config::{self, AuthMethod, Config, Digest};
+use crate::nodes::{Node, NodeKey, NodeStore, Startup, Upsert};
+
+pub type NodeId = u64;
+pub type SessionId = u64;
+pub type LunId = u64;
+
+/// What happened to an object; the adaptor mirrors it on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    NodeAdded(NodeId),
+    NodeChanged(NodeId),
+    NodeRemoved(NodeId),
+    SessionAdded(SessionId),
+    SessionChanged(SessionId),
+    SessionRemoved(SessionId),
+    LunAdded(LunId),
+    LunChanged(LunId),
+    LunRemoved(LunId),
+}
+
+/// Failures of daemon operations, by what a client can do about them. The adaptor maps each
+/// variant to the D-Bus error of the same name.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InUse(String),
+    #[error("{0}")]
+    AuthenticationFailed(String),
+    #[error("{0}")]
+    TargetNotFound(String),
+    #[error("{0}")]
+    ConnectionFailed(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    LoginFailed(String),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl DaemonError {
+    fn from_engine(e: EngineError, what: &str) -> Self {
+        let msg = format!("{what}: {e}");
+        match &e {
+            EngineError::Login(l) => match l {
+                LoginError::AuthenticationFailed { .. }
+                | LoginError::AuthorizationFailed { .. }
+                | LoginError::Chap(_) => DaemonError::AuthenticationFailed(msg),
+                LoginError::TargetNotFound { .. } | LoginError::TargetRemoved { .. } => {
+                    DaemonError::TargetNotFound(msg)
+                }
+                _ => DaemonError::LoginFailed(msg),
+            },
+            EngineError::Resolve { .. }
+            | EngineError::Connect { .. }
+            | EngineError::Io { .. }
+            | EngineError::Closed(_) => DaemonError::ConnectionFailed(msg),
+            EngineError::Timeout(..) => DaemonError::Timeout(msg),
+            EngineError::InvalidPortal(_) => DaemonError::InvalidArgument(msg),
+            _ => DaemonError::Protocol(msg),
+        }
+    }
+}
+
+/// Settings a caller passes with Discover / Login / CreateNode / Update (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub auth_method: Option<AuthMethod>,
+    pub username: Option<String>,
+    pub password: Option<config::Secret>,
+    pub reverse_username: Option<String>,
+    pub reverse_password: Option<config::Secret>,
+    pub chap_algorithms: Option<Vec<config::ChapAlgorithm>>,
+    pub startup: Option<Startup>,
+    pub header_digest: Option<Vec<Digest>>,
+    pub data_digest: Option<Vec<Digest>>,
+}
+
+impl Settings {
+    fn has_auth(&self) -> bool {
+        self.auth_method.is_some()
+            || self.username.is_some()
+            || self.password.is_some()
+            || self.reverse_username.is_some()
+            || self.reverse_password.is_some()
+            || self.chap_algorithms.is_some()
+    }
+
+    /// `base` with these settings applied over it.
+    fn apply_auth(&self, base: &config::Auth) -> config::Auth {
+        let mut a = base.clone();
+        if let Some(u) = &self.username {
+            a.username = Some(u.clone());
+            a.method = AuthMethod::Chap;
+        }
+        if let Some(p) = &self.password {
+            a.password = Some(p.clone());
+        }
+        if let Some(u) = &self.reverse_username {
+            a.reverse_username = Some(u.clone());
+        }
+        if let Some(p) = &self.reverse_password {
+            a.reverse_password = Some(p.clone());
+        }
+        if let Some(c) = &self.chap_algorithms {
+            a.chap_algorithms = c.clone();
+        }
+        if let Some(m) = self.auth_method {
+            a.method = m;
+        }
+        a
+    }
+}
+
+/// Session states shown on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    LoggedIn,
+    Failed,
+    LoggingOut,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::LoggedIn => "logged-in",
+            SessionState::Failed => "failed",
+            SessionState::LoggingOut => "logging-out",
+        }
+    }
+}
+
+/// Read-only views for the adaptor.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub target: String,
+    pub portal: String,
+    pub tpgt: u16,
+    pub startup: Startup,
+    pub auth_method: AuthMethod,
+    pub username: String,
+    pub reverse_username: String,
+    pub session: Option<SessionId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub target: String,
+    pub portal: String,
+    pub node: NodeId,
+    pub state: SessionState,
+    pub isid: String,
+    pub tsih: u16,
+    pub params: engine::SessionParams,
+    pub luns: Vec<LunId>,
+    pub commands: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LunView {
+    pub info: engine::LunInfo,
+    pub size: u64,
+    pub block_size: u32,
+    pub device: String,
+    pub device_error: String,
+    pub session: SessionId,
+}
+
+struct NodeEntry {
+    node: Node,
+    session: Option<SessionId>,
+    /// Serialises logins of this node, so two Logins return the same session.
+    login_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+struct SessionEntry {
+    node: NodeId,
+    session: Session,
+    state: SessionState,
+    luns: Vec<LunId>,
+}
+
+struct LunEntry {
+    session: SessionId,
+    info: engine::LunInfo,
+    device: String,
+    device_error: String,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    nodes: BTreeMap<NodeId, NodeEntry>,
+    sessions: BTreeMap<SessionId, SessionEntry>,
+    luns: BTreeMap<LunId, LunEntry>,
+    session_auth: config::Auth,
+    discovery_auth: config::Auth,
+}
+
+impl State {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+    fn node_by_key(&self, key: &NodeKey) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .find(|(_, n)| &n.node.key() == key)
+            .map(|(id, _)| *id)
+    }
+}
+
+/// Why there is no block device yet for a LUN (until the device layer lands).
+const NO_DEVICE_LAYER: &str = "block devices are not supported by this build yet";
+
+pub struct Manager {
+    config: Config,
+    initiator_name: String,
+    store: NodeStore,
+    state: Mutex<State>,
+    changes: mpsc::UnboundedSender<Change>,
+}
+
+impl Manager {
+    /// Loads node records and returns the manager with the receiving end of its change feed.
+    /// Damaged records are reported through `tracing` and skipped.
+    pub async fn new(
+        config: Config,
+        state_dir: PathBuf,
+        initiator_name: String,
+    ) -> Result<(Arc<Manager>, mpsc::UnboundedReceiver<Change>), DaemonError> {
+        let store = NodeStore::open(&state_dir).map_err(|e| DaemonError::Failed(e.to_string()))?;
+        let s2 = store.clone();
+        let (nodes, errors) = tokio::task::spawn_blocking(move || s2.load_all())
+            .await
+            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+        for e in &errors {
+            tracing::error!(path = %e.path.display(), "skipping node record: {}", e.message);
+        }
+        let mut state = State {
+            session_auth: config.auth.session.clone(),
+            discovery_auth: config.auth.discovery.clone(),
+            ..State::default()
+        };
+        for node in nodes {
+            let id = state.id();
+            state.nodes.insert(
+                id,
+                NodeEntry {
+                    node,
+                    session: None,
+                    login_lock: Arc::default(),
+                },
+            );
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let m = Arc::new(Manager {
+            config,
+            initiator_name,
+            store,
+            state: Mutex::new(state),
+            changes: tx,
+        });
+        Ok((m, rx))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, c: Change) {
+        let _ = self.changes.send(c);
+    }
+
+    pub fn initiator_name(&self) -> &str {
+        &self.initiator_name
+    }
+
+    pub fn default_auth(&self) -> (config::Auth, config::Auth) {
+        let st = self.lock();
+        (st.session_auth.clone(), st.discovery_auth.clone())
+    }
+
+    pub fn set_default_auth(&self, scope: &str, s: &Settings) -> Result<(), DaemonError> {
+        let mut st = self.lock();
+        let slot = match scope {
+            "session" => &mut st.session_auth,
+            "discovery" => &mut st.discovery_auth,
+            other => {
+                return Err(DaemonError::InvalidArgument(format!(
+                    "unknown scope {other:?}: use session or discovery"
+                )))
+            }
+        };
+        let a = s.apply_auth(slot);
+        engine_auth(&a)?;
+        *slot = a;
+        Ok(())
+    }
+
+    // ---- views ----
+
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.lock().nodes.keys().copied().collect()
+    }
+    pub fn session_ids(&self) -> Vec<SessionId> {
+        self.lock().sessions.keys().copied().collect()
+    }
+    pub fn lun_ids(&self) -> Vec<LunId> {
+        self.lock().luns.keys().copied().collect()
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<NodeView> {
+        let st = self.lock();
+        let e = st.nodes.get(&id)?;
+        let auth = e.node.effective_auth(&st.session_auth);
+        Some(NodeView {
+            target: e.node.target.clone(),
+            portal: e.node.portal.clone(),
+            tpgt: e.node.tpgt,
+            startup: e.node.startup,
+            auth_method: auth.method,
+            username: auth.username.clone().unwrap_or_default(),
+            reverse_username: auth.reverse_username.clone().unwrap_or_default(),
+            session: e.session,
+        })
+    }
+
+    pub fn session(&self, id: SessionId) -> Option<SessionView> {
+        let st = self.lock();
+        let e = st.sessions.get(&id)?;
+        let info = e.session.info();
+        let stats = e.session.stats();
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Some(SessionView {
+            target: info.target_name.clone(),
+            portal: info.portal.clone(),
+            node: e.node,
+            state: e.state,
+            isid: info.isid.iter().map(|b| format!("{b:02x}")).collect(),
+            tsih: info.tsih,
+            params: info.params.clone(),
+            luns: e.luns.clone(),
+            commands: ld(&stats.commands),
+            bytes_read: ld(&stats.bytes_read),
+            bytes_written: ld(&stats.bytes_written),
+            errors: ld(&stats.errors),
+        })
+    }
+
+    pub fn lun(&self, id: LunId) -> Option<LunView> {
+        let st = self.lock();
+        let e = st.luns.get(&id)?;
+        let (size, block_size) = e
+            .info
+            .capacity
+            .map_or((0, 0), |c| (c.bytes(), c.block_size));
+        Some(LunView {
+            info: e.info.clone(),
+            size,
+            block_size,
+            device: e.device.clone(),
+            device_error: e.device_error.clone(),
+            session: e.session,
+        })
+    }
+
+    /// Nodes of `target`, optionally only the one on `portal`.
+    pub fn find_nodes(&self, target: &str, portal: &str) -> Result<Vec<NodeId>, DaemonError> {
+        let portal = if portal.is_empty() {
+            None
+        } else {
+            Some(parse_portal(portal)?.to_string())
+        };
+        let st = self.lock();
+        let ids: Vec<_> = st
+            .nodes
+            .iter()
+            .filter(|(_, n)| {
+                n.node.target == target && portal.as_deref().is_none_or(|p| n.node.portal == p)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return Err(DaemonError::NotFound(match portal {
+                Some(p) => format!(
+                    "no node for target {target} on portal {p}: run discovery or create the node"
+                ),
+                None => format!("no node for target {target}: run discovery or create the node"),
+            }));
+        }
+        Ok(ids)
+    }
+
+    // ---- operations ----
+
+    /// SendTargets discovery; creates nodes for new (target, portal, tpgt) and keeps existing
+    /// ones as they are.
+    pub async fn discover(
+        &self,
+        portal: &str,
+        s: &Settings,
+    ) -> Result<Vec<(String, String, u16)>, DaemonError> {
+        let portal = parse_portal(portal)?;
+        let auth = s.apply_auth(&self.lock().discovery_auth);
+        let auth = engine_auth(&auth)?;
+        let timeout = self.config.timeouts.login_timeout();
+        let found = engine::discover(&portal, &self.initiator_name, auth, timeout)
+            .await
+            .map_err(|e| DaemonError::from_engine(e, &format!("discovery on {portal} failed")))?;
+        let mut out = Vec::new();
+        for t in found {
+            for p in &t.portals {
+                // A TargetAddress without a tag means the default portal group 1 (§13.8).
+                out.push((t.name.clone(), p.portal.to_string(), p.tpgt.unwrap_or(1)));
+            }
+        }
+        let startup = s.startup.unwrap_or_default();
+        for (target, p, tpgt) in &out {
+            let store = self.store.clone();
+            let (t2, p2, tpgt) = (target.clone(), p.clone(), *tpgt);
+            let up = tokio::task::spawn_blocking(move || {
+                store.upsert_discovered(&t2, &p2, tpgt, startup)
+            })
+            .await
+            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+            match up {
+                Ok(Upsert::Created(node)) => {
+                    let id = {
+                        let mut st = self.lock();
+                        let id = st.id();
+                        st.nodes.insert(
+                            id,
+                            NodeEntry {
+                                node,
+                                session: None,
+                                login_lock: Arc::default(),
+                            },
+                        );
+                        id
+                    };
+                    self.emit(Change::NodeAdded(id));
+                }
+                Ok(Upsert::Existing(node)) => {
+                    // Known on disk; make sure it is known in memory too (e.g. added by hand).
+                    let key = node.key();
+                    let added = {
+                        let mut st = self.lock();
+                        if st.node_by_key(&key).is_none() {
+                            let id = st.id();
+                            st.nodes.insert(
+                                id,
+                                NodeEntry {
+                                    node,
+                                    session: None,
+                                    login_lock: Arc::default(),
+                                },
+                            );
+                            Some(id)
+                        } else {
+                            None
+                        }
+                    };
+                    if let Some(id) = added {
+                        self.emit(Change::NodeAdded(id));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target = %target, portal = %p, "cannot record discovered node: {e}")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A static node (no discovery). An existing node is returned as it is, unless settings
+    /// are given, which are then applied.
+    pub async fn create_node(
+        &self,
+        target: &str,
+        portal: &str,
+        s: &Settings,
+    ) -> Result<NodeId, DaemonError> {
+        let portal = parse_portal(portal)?.to_string();
+        let key = NodeKey::new(target, &portal, 1)
+            .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
+        let existing = {
+            let st = self.lock();
+            st.nodes
+                .iter()
+                .find(|(_, n)| n.node.target == key.target && n.node.portal == key.portal)
+                .map(|(id, _)| *id)
+        };
+        if let Some(id) = existing {
+            self.update_node(id, s).await?;
+            return Ok(id);
+        }
+        let mut node = Node::new(key);
+        self.apply_settings(&mut node, s)?;
+        self.save(node.clone()).await?;
+        let id = {
+            let mut st = self.lock();
+            let id = st.id();
+            st.nodes.insert(
+                id,
+                NodeEntry {
+                    node,
+                    session: None,
+                    login_lock: Arc::default(),
+                },
+            );
+            id
+        };
+        self.emit(Change::NodeAdded(id));
+        Ok(id)
+    }
+
+    fn apply_settings(&self, node: &mut Node, s: &Settings) -> Result<(), DaemonError> {
+        if let Some(st) = s.startup {
+            node.startup = st;
+        }
+        if s.has_auth() {
+            let base = node
+                .auth
+                .clone()
+                .unwrap_or_else(|| self.lock().session_auth.clone());
+            let a = s.apply_auth(&base);
+            engine_auth(&a)?;
+            node.auth = Some(a);
+        }
+        if let Some(d) = &s.header_digest {
+            node.negotiation.header_digest = Some(d.clone());
+        }
+        if let Some(d) = &s.data_digest {
+            node.negotiation.data_digest = Some(d.clone());
+        }
+        node.validate()
+            .map_err(|e| DaemonError::InvalidArgument(e.to_string()))
+    }
+
+    async fn save(&self, node: Node) -> Result<(), DaemonError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.save(&node))
+            .await
+            .map_err(|e| DaemonError::Failed(e.to_string()))?
+            .map_err(|e| DaemonError::Failed(format!("cannot save node record: {e}")))
+    }
+
+    /// Changes a node's settings; returns when they take effect ("now" or "next-login").
+    pub async fn update_node(&self, id: NodeId, s: &Settings) -> Result<&'static str, DaemonError> {
+        let (mut node, logged_in) = {
+            let st = self.lock();
+            let e = st
+                .nodes
+                .get(&id)
+                .ok_or_else(|| DaemonError::NotFound("no such node".into()))?;
+            (e.node.clone(), e.session.is_some())
+        };
+        self.apply_settings(&mut node, s)?;
+        self.save(node.clone()).await?;
+        if let Some(e) = self.lock().nodes.get_mut(&id) {
+            e.node = node;
+        }
+        self.emit(Change::NodeChanged(id));
+        // Startup applies now; everything else is negotiated at login.
+        let only_startup = !s.has_auth() && s.header_digest.is_none() && s.data_digest.is_none();
+        Ok(if logged_in && !only_startup {
+            "next-login"
+        } else {
+            "now"
+        })
+    }
+
+    pub async fn delete_node(&self, id: NodeId) -> Result<(), DaemonError> {
+        let key = {
+            let st = self.lock();
+            let e = st
+                .nodes
+                .get(&id)
+                .ok_or_else(|| DaemonError::NotFound("no such node".into()))?;
+            if e.session.is_some() {
+                return Err(DaemonError::InUse(format!(
+                    "node {} on {} is logged in: log out first",
+                    e.node.target, e.node.portal
+                )));
+            }
+            e.node.key()
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.delete(&key))
+            .await
+            .map_err(|e| DaemonError::Failed(e.to_string()))?
+            .map_err(|e| DaemonError::Failed(format!("cannot delete node record: {e}")))?;
+        self.lock().nodes.remove(&id);
+        self.emit(Change::NodeRemoved(id));
+        Ok(())
+    }
+
+    /// Logs in to one node; a node that already has a session returns it.
+    pub async fn login_node(
+        self: &Arc<Self>,
+        id: NodeId,
+        s: &Settings,
+    ) -> Result<SessionId, DaemonError> {
+        let lock = {
+            let st = self.lock();
+            st.nodes
+                .get(&id)
+                .ok_or_else(|| DaemonError::NotFound("no such node".into()))?
+                .login_lock
+                .clone()
+        };
+        let _guard = lock.lock().await;
+        let (node, session_auth) = {
+            let st = self.lock();
+            let e = st
+                .nodes
+                .get(&id)
+                .ok_or_else(|| DaemonError::NotFound("node deleted during login".into()))?;
+            if let Some(sid) = e.session {
+                return Ok(sid);
+            }
+            (e.node.clone(), st.session_auth.clone())
+        };
+        let auth = s.apply_auth(node.effective_auth(&session_auth));
+        let neg = node.effective_negotiation(&self.config.negotiation);
+        let timeouts = node.effective_timeouts(&self.config.timeouts);
+        let mut offer = engine::Offer::default();
+        offer.header_digest = neg
+            .header_digest
+            .iter()
+            .map(|d| engine_digest(*d))
+            .collect();
+        offer.data_digest = neg.data_digest.iter().map(|d| engine_digest(*d)).collect();
+        if let Some(d) = &s.header_digest {
+            offer.header_digest = d.iter().map(|d| engine_digest(*d)).collect();
+        }
+        if let Some(d) = &s.data_digest {
+            offer.data_digest = d.iter().map(|d| engine_digest(*d)).collect();
+        }
+        offer.max_recv_data_segment_length = neg.max_recv_data_segment_length;
+        offer.max_burst_length = neg.max_burst_length;
+        offer.first_burst_length = neg.first_burst_length;
+        offer.immediate_data = neg.immediate_data;
+        offer.initial_r2t = neg.initial_r2t;
+        let mut isid: [u8; 6] = rand::random();
+        isid[0] = 0x80; // random-qualifier format (RFC 7143 §11.12.5)
+        let cfg = SessionConfig {
+            initiator_name: self.initiator_name.clone(),
+            initiator_alias: self.config.initiator.alias.clone(),
+            target_name: node.target.clone(),
+            portal: parse_portal(&node.portal)?,
+            auth: engine_auth(&auth)?,
+            offer,
+            isid,
+            queue_depth: self.config.devices.queue_depth,
+            timeouts: engine::Timeouts {
+                login: timeouts.login_timeout(),
+                logout: timeouts.logout_timeout(),
+                noop_interval: timeouts.noop_interval(),
+                noop_timeout: timeouts.noop_timeout().unwrap_or(Duration::from_secs(5)),
+            },
+        };
+        let session = Session::login(cfg).await.map_err(|e| {
+            DaemonError::from_engine(
+                e,
+                &format!("login to {} on {} failed", node.target, node.portal),
+            )
+        })?;
+        let sid = {
+            let mut st = self.lock();
+            let sid = st.id();
+            st.sessions.insert(
+                sid,
+                SessionEntry {
+                    node: id,
+                    session: session.clone(),
+                    state: SessionState::LoggedIn,
+                    luns: Vec::new(),
+                },
+            );
+            if let Some(e) = st.nodes.get_mut(&id) {
+                e.session = Some(sid);
+            }
+            sid
+        };
+        self.emit(Change::SessionAdded(sid));
+        self.emit(Change::NodeChanged(id));
+        tracing::info!(target = %node.target, portal = %node.portal, session = sid, "logged in");
+        self.spawn_monitor(sid, &session);
+        if let Err(e) = self.rescan(sid).await {
+            tracing::warn!(session = sid, "LUN scan failed: {e}");
+        }
+        Ok(sid)
+    }
+
+    /// Watches a session's events: failures change its state, LUN inventory changes rescan.
+    fn spawn_monitor(self: &Arc<Self>, sid: SessionId, session: &Session) {
+        let mut events = session.subscribe();
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let ev = match events.recv().await {
+                    Ok(ev) => ev,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let Some(m) = me.upgrade() else { return };
+                match ev {
+                    SessionEvent::Closed(exit) => {
+                        let changed = {
+                            let mut st = m.lock();
+                            match st.sessions.get_mut(&sid) {
+                                Some(e) if e.state == SessionState::LoggedIn => {
+                                    e.state = SessionState::Failed;
+                                    true
+                                }
+                                _ => false,
+                            }
+                        };
+                        if changed {
+                            tracing::warn!(session = sid, "session failed: {exit:?}");
+                            m.emit(Change::SessionChanged(sid));
+                        }
+                        return;
+                    }
+                    SessionEvent::ScsiAsync { sense, .. } => {
+                        let rescan = lunlink_scsi::Sense::parse(&sense)
+                            .is_ok_and(|s| s.is_reported_luns_changed());
+                        if rescan {
+                            let m2 = m.clone();
+                            tokio::spawn(async move {
+                                if let Err(e) = m2.rescan(sid).await {
+                                    tracing::warn!(
+                                        session = sid,
+                                        "rescan after LUN change failed: {e}"
+                                    );
+                                }
+                            });
+                        }
+                    }
+                    SessionEvent::TargetRequestedLogout => {
+                        tracing::info!(session = sid, "target requested logout")
+                    }
+                }
+            }
+        });
+    }
+
+    /// Logs in to `target` on `portal` (or on every known portal when empty); returns the
+    /// first session.
+    pub async fn login(
+        self: &Arc<Self>,
+        target: &str,
+        portal: &str,
+        s: &Settings,
+    ) -> Result<SessionId, DaemonError> {
+        let ids = self.find_nodes(target, portal)?;
+        let mut first = None;
+        let mut last_err = None;
+        for id in ids {
+            match self.login_node(id, s).await {
+                Ok(sid) => {
+                    first.get_or_insert(sid);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        match (first, last_err) {
+            (Some(sid), _) => Ok(sid),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(DaemonError::NotFound(format!(
+                "no node for target {target}"
+            ))),
+        }
+    }
+
+    /// Logs in to every node (or every automatic one); failures are logged and skipped.
+    pub async fn login_all(
+        self: &Arc<Self>,
+        automatic_only: bool,
+    ) -> Result<Vec<SessionId>, DaemonError> {
+        let ids: Vec<NodeId> = {
+            let st = self.lock();
+            st.nodes
+                .iter()
+                .filter(|(_, n)| !automatic_only || n.node.startup == Startup::Automatic)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for id in ids {
+            match self.login_node(id, &Settings::default()).await {
+                Ok(sid) => out.push(sid),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if out.is_empty() && !errors.is_empty() {
+            return Err(DaemonError::LoginFailed(errors.join("; ")));
+        }
+        for e in errors {
+            tracing::warn!("login failed: {e}");
+        }
+        Ok(out)
+    }
+
+    /// Logs in to automatic nodes in the background, retrying each with backoff until its
+    /// target answers (a first login that gives up would leave the admin with nothing).
+    pub fn spawn_auto_login(self: &Arc<Self>) {
+        let ids: Vec<NodeId> = {
+            let st = self.lock();
+            st.nodes
+                .iter()
+                .filter(|(_, n)| n.node.startup == Startup::Automatic)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in ids {
+            let me = Arc::downgrade(self);
+            tokio::spawn(async move {
+                let mut delay = Duration::from_secs(1);
+                loop {
+                    let Some(m) = me.upgrade() else { return };
+                    if !m.lock().nodes.contains_key(&id) {
+                        return;
+                    }
+                    match m.login_node(id, &Settings::default()).await {
+                        Ok(_) => return,
+                        Err(e) => tracing::info!(
+                            node = id,
+                            "automatic login failed, retrying in {delay:?}: {e}"
+                        ),
+                    }
+                    drop(m);
+                    let jitter = Duration::from_millis(rand::random::<u64>() % 500);
+                    tokio::time::sleep(delay + jitter).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            });
+        }
+    }
+
+    /// Logs out. Refuses while a device of the session is in use unless `force`.
+    pub async fn logout(&self, sid: SessionId, force: bool) -> Result<(), DaemonError> {
+        let session = {
+            let mut st = self.lock();
+            let e = st
+                .sessions
+                .get_mut(&sid)
+                .ok_or_else(|| DaemonError::NotFound("no such session".into()))?;
+            if e.state == SessionState::LoggingOut {
+                return Err(DaemonError::InUse(
+                    "the session is already logging out".into(),
+                ));
+            }
+            e.state = SessionState::LoggingOut;
+            e.session.clone()
+        };
+        let _ = force; // no block devices yet, so nothing can be in use
+        self.emit(Change::SessionChanged(sid));
+        let result = session.logout().await;
+        if let Err(e) = &result {
+            tracing::warn!(session = sid, "logout was not clean: {e}");
+        }
+        self.remove_session(sid);
+        Ok(())
+    }
+
+    fn remove_session(&self, sid: SessionId) {
+        let (luns, node) = {
+            let mut st = self.lock();
+            let Some(e) = st.sessions.remove(&sid) else {
+                return;
+            };
+            for l in &e.luns {
+                st.luns.remove(l);
+            }
+            if let Some(n) = st.nodes.get_mut(&e.node) {
+                if n.session == Some(sid) {
+                    n.session = None;
+                }
+            }
+            (e.luns, e.node)
+        };
+        for l in luns {
+            self.emit(Change::LunRemoved(l));
+        }
+        self.emit(Change::SessionRemoved(sid));
+        self.emit(Change::NodeChanged(node));
+    }
+
+    /// Logs out of everything (daemon shutdown).
+    pub async fn logout_all(&self) {
+        for sid in self.session_ids() {
+            let _ = self.logout(sid, true).await;
+        }
+    }
+
+    /// Brings the session's LUN objects in line with REPORT LUNS.
+    pub async fn rescan(&self, sid: SessionId) -> Result<(), DaemonError> {
+        let session = {
+            let st = self.lock();
+            st.sessions
+                .get(&sid)
+                .ok_or_else(|| DaemonError::NotFound("no such session".into()))?
+                .session
+                .clone()
+        };
+        let reported = session
+            .report_luns()
+            .await
+            .map_err(|e| DaemonError::Failed(format!("REPORT LUNS failed: {e}")))?;
+        let known: Vec<(LunId, u16)> = {
+            let st = self.lock();
+            let e = st
+                .sessions
+                .get(&sid)
+                .ok_or_else(|| DaemonError::NotFound("session ended".into()))?;
+            e.luns
+                .iter()
+                .filter_map(|id| st.luns.get(id).map(|l| (*id, l.info.lun)))
+                .collect()
+        };
+        for (id, n) in &known {
+            if !reported.contains(n) {
+                {
+                    let mut st = self.lock();
+                    st.luns.remove(id);
+                    if let Some(e) = st.sessions.get_mut(&sid) {
+                        e.luns.retain(|l| l != id);
+                    }
+                }
+                self.emit(Change::LunRemoved(*id));
+            }
+        }
+        for n in reported {
+            if known.iter().any(|(_, k)| *k == n) {
+                continue;
+            }
+            let info = match session.probe_lun(n).await {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!(session = sid, lun = n, "cannot probe LUN: {e}");
+                    continue;
+                }
+            };
+            // LUN 0 of many targets is a controller, not storage: only block devices count.
+            if info.peripheral_type != 0 {
+                continue;
+            }
+            let id = {
+                let mut st = self.lock();
+                if !st.sessions.contains_key(&sid) {
+                    return Ok(());
+                }
+                let id = st.id();
+                st.luns.insert(
+                    id,
+                    LunEntry {
+                        session: sid,
+                        info,
+                        device: String::new(),
+                        device_error: NO_DEVICE_LAYER.into(),
+                    },
+                );
+                if let Some(e) = st.sessions.get_mut(&sid) {
+                    e.luns.push(id);
+                }
+                id
+            };
+            self.emit(Change::LunAdded(id));
+        }
+        self.emit(Change::SessionChanged(sid));
+        Ok(())
+    }
+}
+
+/// Parses a portal argument ("host", "host:port", "[v6]:port"), default port 3260.
+pub fn parse_portal(s: &str) -> Result<Portal, DaemonError> {
+    s.parse::<Portal>()
+        .map_err(|e| DaemonError::InvalidArgument(format!("invalid portal {s:?}: {e}")))
+}
+
+fn engine_digest(d: Digest) -> lunlink_proto::login::Digest {
+    match d {
+        Digest::None => lunlink_proto::login::Digest::None,
+        Digest::Crc32c => lunlink_proto::login::Digest::Crc32c,
+    }
+}
+
+fn engine_chap_alg(a: config::ChapAlgorithm) -> engine::ChapAlgorithm {
+    match a {
+        config::ChapAlgorithm::Md5 => engine::ChapAlgorithm::Md5,
+        config::ChapAlgorithm::Sha1 => engine::ChapAlgorithm::Sha1,
+        config::ChapAlgorithm::Sha256 => engine::ChapAlgorithm::Sha256,
+        config::ChapAlgorithm::Sha3_256 => engine::ChapAlgorithm::Sha3_256,
+    }
+}
+
+/// The engine's view of an authentication setting; incomplete CHAP settings are refused here
+/// with a message naming what is missing.
+pub fn engine_auth(a: &config::Auth) -> Result<engine::Auth, DaemonError> {
+    match a.method {
+        AuthMethod::None => Ok(engine::Auth::None),
+        AuthMethod::Chap => {
+            let username = a
+                .username
+                .clone()
+                .ok_or_else(|| DaemonError::InvalidArgument("CHAP needs a username".into()))?;
+            let secret = a
+                .password
+                .as_ref()
+                .ok_or_else(|| DaemonError::InvalidArgument("CHAP needs a password".into()))?;
+            let mutual = match (&a.reverse_username, &a.reverse_password) {
+                (Some(u), Some(p)) => Some((
+                    u.clone(),
+                    engine::Secret::new(p.expose().as_bytes().to_vec()),
+                )),
+                (None, None) => None,
+                _ => {
+                    return Err(DaemonError::InvalidArgument(
+                        "mutual CHAP needs both reverse-username and reverse-password".into(),
+                    ))
+                }
+            };
+            Ok(engine::Auth::Chap(engine::ChapConfig {
+                username,
+                secret: engine::Secret::new(secret.expose().as_bytes().to_vec()),
+                mutual,
+                algorithms: a
+                    .chap_algorithms
+                    .iter()
+                    .map(|x| engine_chap_alg(*x))
+                    .collect(),
+            }))
+        }
+    }
+}

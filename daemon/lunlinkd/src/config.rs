@@ -255,9 +255,10 @@ impl Default for Auth {
 const MAX_TEXT_VALUE: usize = 255;
 
 impl Auth {
-    /// Checks the settings hang together; `prefix` is the key path of the section
-    /// (`auth.session`, `auth`) used in messages.
-    pub(crate) fn validate(&self, prefix: &str) -> Result<(), Invalid> {
+    /// Checks the settings hang together (CHAP needs a name and secret, mutual CHAP both
+    /// reverse fields, RFC 7143 §9.2.1 distinct secrets); `prefix` is the key path of the
+    /// section (`auth.session`, `auth`) used in messages.
+    pub fn validate(&self, prefix: &str) -> Result<(), InvalidSetting> {
         check_list(
             &format!("{prefix}.chap_algorithms"),
             &self.chap_algorithms,
@@ -290,7 +291,7 @@ impl Auth {
                     ("reverse_password", self.reverse_password.is_some()),
                 ];
                 if let Some((field, _)) = set.iter().find(|(_, is_set)| *is_set) {
-                    return Err(Invalid::new(
+                    return Err(InvalidSetting::new(
                         format!("{prefix}.{field}"),
                         "is set but method is \"none\"; set method = \"chap\" to use it, or remove it",
                     ));
@@ -298,26 +299,26 @@ impl Auth {
             }
             AuthMethod::Chap => {
                 if self.username.is_none() {
-                    return Err(Invalid::new(
+                    return Err(InvalidSetting::new(
                         format!("{prefix}.username"),
                         "is required when method is \"chap\"",
                     ));
                 }
                 if self.password.is_none() {
-                    return Err(Invalid::new(
+                    return Err(InvalidSetting::new(
                         format!("{prefix}.password"),
                         "is required when method is \"chap\"",
                     ));
                 }
                 match (&self.reverse_username, &self.reverse_password) {
                     (Some(_), None) => {
-                        return Err(Invalid::new(
+                        return Err(InvalidSetting::new(
                             format!("{prefix}.reverse_password"),
                             "is required when reverse_username is set (mutual CHAP)",
                         ))
                     }
                     (None, Some(_)) => {
-                        return Err(Invalid::new(
+                        return Err(InvalidSetting::new(
                             format!("{prefix}.reverse_username"),
                             "is required when reverse_password is set (mutual CHAP)",
                         ))
@@ -328,7 +329,7 @@ impl Auth {
                 // authenticate a target, or a rogue target can reflect our own response.
                 if let (Some(forward), Some(reverse)) = (&self.password, &self.reverse_password) {
                     if forward == reverse {
-                        return Err(Invalid::new(
+                        return Err(InvalidSetting::new(
                             format!("{prefix}.reverse_password"),
                             "must differ from password (RFC 7143 §9.2.1: one secret must not \
                              authenticate both the initiator and the target)",
@@ -449,7 +450,7 @@ impl Timeouts {
         }
     }
 
-    pub(crate) fn validate(&self, prefix: &str) -> Result<(), Invalid> {
+    pub fn validate(&self, prefix: &str) -> Result<(), InvalidSetting> {
         TimeoutOverrides {
             login: Some(self.login),
             logout: Some(self.logout),
@@ -485,7 +486,7 @@ impl TimeoutOverrides {
         self == &TimeoutOverrides::default()
     }
 
-    pub(crate) fn validate(&self, prefix: &str) -> Result<(), Invalid> {
+    pub fn validate(&self, prefix: &str) -> Result<(), InvalidSetting> {
         let u = |v: Option<u32>| v.map(i64::from);
         let checks = [
             ("login", u(self.login), 1, 3600, " seconds"),
@@ -590,7 +591,7 @@ impl Negotiation {
         }
     }
 
-    pub(crate) fn validate(&self, prefix: &str) -> Result<(), Invalid> {
+    pub fn validate(&self, prefix: &str) -> Result<(), InvalidSetting> {
         NegotiationOverrides {
             header_digest: Some(self.header_digest.clone()),
             data_digest: Some(self.data_digest.clone()),
@@ -629,7 +630,7 @@ impl NegotiationOverrides {
         self == &NegotiationOverrides::default()
     }
 
-    pub(crate) fn validate(&self, prefix: &str) -> Result<(), Invalid> {
+    pub fn validate(&self, prefix: &str) -> Result<(), InvalidSetting> {
         for (field, list) in [
             ("header_digest", &self.header_digest),
             ("data_digest", &self.data_digest),
@@ -660,7 +661,7 @@ impl NegotiationOverrides {
         }
         if let (Some(first), Some(max)) = (self.first_burst_length, self.max_burst_length) {
             if first > max {
-                return Err(Invalid {
+                return Err(InvalidSetting {
                     key: format!("{prefix}.first_burst_length"),
                     fallback_key: Some(format!("{prefix}.max_burst_length")),
                     message: format!(
@@ -697,7 +698,7 @@ impl Default for Devices {
 }
 
 impl Devices {
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), InvalidSetting> {
         check_range(
             "devices.queue_depth",
             i64::from(self.queue_depth),
@@ -791,7 +792,7 @@ impl Default for AuthFile {
 
 impl AuthFile {
     /// Reads `*_file` secrets; relative paths are taken from the config file's directory.
-    fn resolve(self, prefix: &str, base: &Path) -> Result<Auth, Invalid> {
+    fn resolve(self, prefix: &str, base: &Path) -> Result<Auth, InvalidSetting> {
         let password = read_secret(prefix, "password", self.password, self.password_file, base)?;
         let reverse_password = read_secret(
             prefix,
@@ -817,25 +818,29 @@ fn read_secret(
     inline: Option<Secret>,
     file: Option<PathBuf>,
     base: &Path,
-) -> Result<Option<Secret>, Invalid> {
+) -> Result<Option<Secret>, InvalidSetting> {
     let Some(file) = file else { return Ok(inline) };
     let key = format!("{prefix}.{field}_file");
     if inline.is_some() {
-        return Err(Invalid::new(
+        return Err(InvalidSetting::new(
             key,
             format!("set either {field} or {field}_file, not both"),
         ));
     }
     let path = base.join(&file);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Invalid::new(key.clone(), format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        InvalidSetting::new(key.clone(), format!("cannot read {}: {e}", path.display()))
+    })?;
     // Editors add a final newline; it is never part of the secret.
     let secret = text
         .strip_suffix('\n')
         .map(|s| s.strip_suffix('\r').unwrap_or(s))
         .unwrap_or(&text);
     if secret.is_empty() {
-        return Err(Invalid::new(key, format!("{} is empty", path.display())));
+        return Err(InvalidSetting::new(
+            key,
+            format!("{} is empty", path.display()),
+        ));
     }
     Ok(Some(Secret::new(secret)))
 }
@@ -865,12 +870,12 @@ impl Config {
         };
         let file: ConfigFile = parse_toml(text).map_err(invalid)?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        let located = |e: Invalid| invalid(e.locate(text));
+        let located = |e: InvalidSetting| invalid(e.locate(text));
 
         let name = match file.initiator.name {
             Some(name) => Some(
                 initiator_name::normalize_name(&name)
-                    .map_err(|e| located(Invalid::new("initiator.name", e.to_string())))?,
+                    .map_err(|e| located(InvalidSetting::new("initiator.name", e.to_string())))?,
             ),
             None => None,
         };
@@ -901,7 +906,7 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), InvalidSetting> {
         self.auth.session.validate("auth.session")?;
         self.auth.discovery.validate("auth.discovery")?;
         self.timeouts.validate("timeouts")?;
@@ -910,9 +915,13 @@ impl Config {
     }
 }
 
-/// A refused value, before it is tied to a file and line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Invalid {
+/// A refused setting, named by its dotted key path (`auth.session.password`). Returned by the
+/// `validate` methods, which the D-Bus adaptor can use on settings it assembles from options;
+/// the config loader ties it to a file and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key {key}: {message}")]
+#[non_exhaustive]
+pub struct InvalidSetting {
     /// Dotted key path of the value at fault.
     pub key: String,
     /// Key to point at when `key` is absent from the file (its default is in play): for
@@ -921,9 +930,9 @@ pub(crate) struct Invalid {
     pub message: String,
 }
 
-impl Invalid {
+impl InvalidSetting {
     pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Invalid {
+        InvalidSetting {
             key: key.into(),
             fallback_key: None,
             message: message.into(),
@@ -953,17 +962,17 @@ impl Invalid {
     }
 }
 
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "key {}: {}", self.key, self.message)
-    }
-}
-
-fn check_range(key: &str, value: i64, min: i64, max: i64, unit: &str) -> Result<(), Invalid> {
+fn check_range(
+    key: &str,
+    value: i64,
+    min: i64,
+    max: i64,
+    unit: &str,
+) -> Result<(), InvalidSetting> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(Invalid::new(
+        Err(InvalidSetting::new(
             key,
             format!("{value} is out of range: must be {min} to {max}{unit}"),
         ))
@@ -975,13 +984,13 @@ fn check_list<T: PartialEq + Copy>(
     key: &str,
     list: &[T],
     name: impl Fn(T) -> &'static str,
-) -> Result<(), Invalid> {
+) -> Result<(), InvalidSetting> {
     if list.is_empty() {
-        return Err(Invalid::new(key, "must list at least one value"));
+        return Err(InvalidSetting::new(key, "must list at least one value"));
     }
     for (i, item) in list.iter().enumerate() {
         if list[..i].contains(item) {
-            return Err(Invalid::new(
+            return Err(InvalidSetting::new(
                 key,
                 format!("lists \"{}\" twice", name(*item)),
             ));
@@ -992,12 +1001,12 @@ fn check_list<T: PartialEq + Copy>(
 
 /// A text value sent on the wire (names, alias): 1 to 255 bytes (RFC 7143 §6.1), no control
 /// characters (a NUL would end the key=value pair early).
-pub(crate) fn check_text(key: &str, value: &str) -> Result<(), Invalid> {
+pub(crate) fn check_text(key: &str, value: &str) -> Result<(), InvalidSetting> {
     if value.is_empty() {
-        return Err(Invalid::new(key, "is empty; remove the key instead"));
+        return Err(InvalidSetting::new(key, "is empty; remove the key instead"));
     }
     if value.len() > MAX_TEXT_VALUE {
-        return Err(Invalid::new(
+        return Err(InvalidSetting::new(
             key,
             format!(
                 "is {} bytes long; the limit is {MAX_TEXT_VALUE}",
@@ -1006,25 +1015,25 @@ pub(crate) fn check_text(key: &str, value: &str) -> Result<(), Invalid> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(Invalid::new(key, "contains a control character"));
+        return Err(InvalidSetting::new(key, "contains a control character"));
     }
     Ok(())
 }
 
-fn check_secret(key: &str, secret: &Secret) -> Result<(), Invalid> {
+fn check_secret(key: &str, secret: &Secret) -> Result<(), InvalidSetting> {
     let value = secret.expose();
     // Messages about secrets never quote them.
     if value.is_empty() {
-        return Err(Invalid::new(key, "is empty"));
+        return Err(InvalidSetting::new(key, "is empty"));
     }
     if value.len() > MAX_TEXT_VALUE {
-        return Err(Invalid::new(
+        return Err(InvalidSetting::new(
             key,
             format!("is longer than {MAX_TEXT_VALUE} bytes"),
         ));
     }
     if value.contains('\0') {
-        return Err(Invalid::new(key, "contains a NUL byte"));
+        return Err(InvalidSetting::new(key, "contains a NUL byte"));
     }
     Ok(())
 }
@@ -1167,7 +1176,7 @@ mod tests {
                 };
                 (line, key, message, shown)
             }
-            other => panic!("expected an Invalid error, got {other:?}"),
+            other => panic!("expected an InvalidSetting error, got {other:?}"),
         }
     }
 
@@ -1559,6 +1568,39 @@ enabled = false
         assert_eq!(message, "invalid type: integer `5`, expected a table");
         let (_, _, message, _) = invalid("[timeouts]\nlogin = \n");
         assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[test]
+    fn settings_assembled_in_code_can_be_validated() {
+        // What the D-Bus adaptor does with SetDefaultAuth options.
+        let auth = Auth {
+            method: AuthMethod::Chap,
+            username: Some("u".into()),
+            ..Auth::default()
+        };
+        let e = auth.validate("auth.session").unwrap_err();
+        assert_eq!(e.key, "auth.session.password");
+        assert_eq!(
+            e.to_string(),
+            "key auth.session.password: is required when method is \"chap\""
+        );
+        let ok = Auth {
+            password: Some(Secret::new("p")),
+            ..auth
+        };
+        assert_eq!(ok.validate("auth.session"), Ok(()));
+        let t = TimeoutOverrides {
+            login: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(t.validate("timeouts").unwrap_err().key, "timeouts.login");
+        assert_eq!(AuthMethod::from_name("chap"), Some(AuthMethod::Chap));
+        assert_eq!(
+            ChapAlgorithm::from_name("sha3-256"),
+            Some(ChapAlgorithm::Sha3_256)
+        );
+        assert_eq!(ChapAlgorithm::from_name("SHA1"), None);
+        assert_eq!(Digest::from_name("crc32c"), Some(Digest::Crc32c));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{
-    parse_toml, Auth, Invalid, Negotiation, NegotiationOverrides, TimeoutOverrides, Timeouts,
+    parse_toml, Auth, InvalidSetting, Negotiation, NegotiationOverrides, TimeoutOverrides, Timeouts,
 };
 use crate::initiator_name::{validate_name, NameError};
 
@@ -54,8 +54,8 @@ pub enum NodeError {
     Corrupt { path: PathBuf, message: String },
 }
 
-impl From<Invalid> for NodeError {
-    fn from(e: Invalid) -> Self {
+impl From<InvalidSetting> for NodeError {
+    fn from(e: InvalidSetting) -> Self {
         NodeError::Invalid {
             key: e.key,
             message: e.message,
@@ -333,7 +333,7 @@ impl Node {
         check_target(&self.target)?;
         let canonical = normalize_portal(&self.portal)?;
         if canonical != self.portal {
-            return Err(Refused::Setting(Invalid::new(
+            return Err(Refused::Setting(InvalidSetting::new(
                 "portal",
                 format!("must be written as {canonical:?}"),
             )));
@@ -350,7 +350,7 @@ impl Node {
 /// Validation failures, keeping setting errors apart so their line can be found in a file.
 enum Refused {
     Node(NodeError),
-    Setting(Invalid),
+    Setting(InvalidSetting),
 }
 
 impl From<NodeError> for Refused {
@@ -359,8 +359,8 @@ impl From<NodeError> for Refused {
     }
 }
 
-impl From<Invalid> for Refused {
-    fn from(e: Invalid) -> Self {
+impl From<InvalidSetting> for Refused {
+    fn from(e: InvalidSetting) -> Self {
         Refused::Setting(e)
     }
 }
@@ -600,10 +600,10 @@ fn read_record(path: &Path) -> Result<Node, String> {
     let mut node: Node = parse_toml(&text).map_err(|p| p.to_string())?;
     // Hand-written records may leave the port out; store and compare the canonical form.
     node.portal = normalize_portal(&node.portal)
-        .map_err(|e| locate_setting(&text, Invalid::new("portal", e.to_string())))?;
+        .map_err(|e| locate_setting(&text, InvalidSetting::new("portal", e.to_string())))?;
     node.validate_fields().map_err(|e| match e {
         Refused::Node(NodeError::InvalidTarget { source, .. }) => {
-            locate_setting(&text, Invalid::new("target", source.to_string()))
+            locate_setting(&text, InvalidSetting::new("target", source.to_string()))
         }
         Refused::Node(e) => e.to_string(),
         Refused::Setting(e) => locate_setting(&text, e),
@@ -611,7 +611,7 @@ fn read_record(path: &Path) -> Result<Node, String> {
     Ok(node)
 }
 
-fn locate_setting(text: &str, e: Invalid) -> String {
+fn locate_setting(text: &str, e: InvalidSetting) -> String {
     e.locate(text).to_string()
 }
 

@@ -1599,6 +1599,53 @@ TargetName=iqn.2024-01.test:disk\0AuthMethod=None\0"
         assert!(!shown.contains("verysecretpassword") && !shown.contains("target-secret-99"), "{shown}");
     }
 
+    #[test]
+    fn random_response_sequences_never_panic() {
+        // Structured garbage: plausible headers with random flags and statuses, and texts
+        // drawn from the keys the machine reacts to.
+        const WORDS: &[&str] = &[
+            "AuthMethod=None", "AuthMethod=CHAP", "AuthMethod=Reject", "CHAP_A=5", "CHAP_A=7", "CHAP_A=Reject",
+            "CHAP_I=42", "CHAP_I=300", "CHAP_C=0x000102030405060708090a0b0c0d0e0f", "CHAP_C=0b", "CHAP_N=target-user",
+            "CHAP_R=0x00", "HeaderDigest=None", "HeaderDigest=CRC32C", "MaxBurstLength=65536", "MaxBurstLength=0",
+            "MaxRecvDataSegmentLength=512", "TargetPortalGroupTag=1", "TargetAddress=[::1]:3261,1", "InitialR2T=Yes",
+            "ImmediateData=No", "X-x=1", "iSCSIProtocolLevel=1", "=", "\u{fffd}", "",
+        ];
+        let mut x: u32 = 0x2545_f491;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for round in 0..3000 {
+            let auth = match round % 3 {
+                0 => Auth::None,
+                1 => chap(vec![ChapAlgorithm::Md5, ChapAlgorithm::Sha256], false),
+                _ => chap(vec![ChapAlgorithm::Md5], true),
+            };
+            let mut login = Login::new(params(auth), random()).unwrap();
+            login.start();
+            for _ in 0..12 {
+                let r = next();
+                let stage = [Stage::Security, Stage::Operational, Stage::FullFeature][(r % 3) as usize];
+                let nsg = [Stage::Security, Stage::Operational, Stage::FullFeature][((r >> 2) % 3) as usize];
+                let mut h = status_rsp(if r % 17 == 0 { 2 } else { 0 }, ((r >> 8) % 4).to_be_bytes()[3]);
+                h.transit = r & 0x1000 != 0;
+                h.cont = r & 0x2000 != 0 && r & 0x4000 != 0;
+                h.csg = stage;
+                h.nsg = nsg;
+                h.tsih = (r >> 16).to_be_bytes()[3].into();
+                h.stat_sn = next();
+                let mut text = Vec::new();
+                for _ in 0..(next() % 5) {
+                    text.extend_from_slice(WORDS[(next() as usize) % WORDS.len()].as_bytes());
+                    text.push(0);
+                }
+                let _ = login.handle(&h, &text);
+            }
+        }
+    }
+
     fn status_rsp(class: u8, detail: u8) -> LoginResponse {
         LoginResponse {
             transit: false,

@@ -534,8 +534,12 @@ impl Negotiator {
                 }
                 continue;
             }
-            // TargetAddress may repeat (§13.8); everything else is stated once.
+            // TargetAddress may repeat (§13.8); everything else is stated once. A target
+            // repeating one of its declarations unchanged says nothing new: tolerated.
             if k != "TargetAddress" && !self.settled.insert(k.to_owned()) {
+                if self.same_declaration(k, v) {
+                    continue;
+                }
                 return Err(NegotiationError::Renegotiated { key: k.to_owned() });
             }
             match k {
@@ -560,6 +564,16 @@ impl Negotiator {
             }
         }
         Ok(answers)
+    }
+
+    fn same_declaration(&self, key: &str, v: &str) -> bool {
+        let num = || text::parse_number(key, v).ok();
+        match key {
+            "TargetAlias" => self.target_alias.as_deref() == Some(v),
+            "TargetPortalGroupTag" => num().is_some() && num() == self.tpgt.map(u64::from),
+            "MaxRecvDataSegmentLength" => num().is_some() && num() == self.target_max_recv.map(u64::from),
+            _ => false,
+        }
     }
 
     /// Our answer to a key the target offered.
@@ -903,6 +917,10 @@ mod tests {
             n.handle(&keys(&[("MaxRecvDataSegmentLength", "4096")])),
             Err(NegotiationError::Renegotiated { .. })
         ));
+        // Declarations repeated unchanged are tolerated, changed ones are not.
+        n.handle(&keys(&[("MaxRecvDataSegmentLength", "8192"), ("TargetPortalGroupTag", "1")])).unwrap();
+        n.handle(&keys(&[("MaxRecvDataSegmentLength", "0x2000"), ("TargetPortalGroupTag", "1")])).unwrap();
+        assert!(matches!(n.handle(&keys(&[("TargetPortalGroupTag", "2")])), Err(NegotiationError::Renegotiated { .. })));
         // TargetAddress may come again.
         n.handle(&keys(&[("TargetAddress", "10.0.0.1")])).unwrap();
         n.handle(&keys(&[("TargetAddress", "10.0.0.2")])).unwrap();

@@ -454,6 +454,29 @@ mod tests {
     }
 
     #[test]
+    fn random_addresses_never_panic_and_round_trip() {
+        const ALPHABET: &[u8] = b"0123456789abcdefABCDEF:.[]%,-_xyz \xc3\xa9";
+        let mut x: u32 = 0x1357_9bdf;
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let mut v = Vec::new();
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            for i in 0..(x % 24) {
+                v.push(ALPHABET[(x.rotate_left(i) as usize) % ALPHABET.len()]);
+            }
+            let Ok(s) = std::str::from_utf8(&v) else { continue };
+            if let Ok(p) = s.parse::<Portal>() {
+                parsed += 1;
+                assert_eq!(p.to_string().parse::<Portal>().as_ref(), Ok(&p), "{s:?}");
+            }
+            let _ = parse_target_address(s);
+        }
+        assert!(parsed > 100, "the generator should hit valid portals too ({parsed})");
+    }
+
+    #[test]
     fn target_addresses() {
         let t = parse_target_address("10.0.0.1:3261,2").unwrap();
         assert_eq!(t.portal.to_string(), "10.0.0.1:3261");

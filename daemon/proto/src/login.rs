@@ -52,7 +52,7 @@ impl fmt::Display for Stage {
     }
 }
 
-/// Largest data segment of a login PDU (§6.3: MaxRecvDataSegmentLength is not negotiated
+/// Largest data segment of a login PDU (§13.12: MaxRecvDataSegmentLength is not negotiated
 /// yet, its default 8192 holds); longer text is split with the C bit.
 pub const MAX_LOGIN_SEGMENT: usize = 8192;
 /// Longest iSCSI name (§4.2.7.1).
@@ -100,7 +100,7 @@ pub struct LoginParams {
     /// 0 for a new session; the session's TSIH to add or reinstate a connection.
     pub tsih: u16,
     pub cid: u16,
-    /// The initial CmdSN; login requests are immediate and do not advance it (§11.12.6).
+    /// The initial CmdSN; login requests are immediate and do not advance it (§11.12.8).
     pub cmd_sn: u32,
     /// The ITT of every request of this login.
     pub itt: u32,
@@ -520,8 +520,14 @@ impl Login {
         }
         self.collect(data)?;
         let keys = TextKeys::decode(&std::mem::take(&mut self.rx))?;
+        // A wrong authentication method is the news, whatever else is wrong with the answer.
+        if self.csg == Stage::Security && self.security == Security::AwaitMethod {
+            if let Some(e) = self.auth_method_error(keys.get("AuthMethod")) {
+                return Err(e);
+            }
+        }
         if rsp.transit {
-            // §11.13.1: no T=1 answer to a T=0 request, and never beyond the stage asked for.
+            // §11.13.6: no T=1 answer to a T=0 request, and never beyond the stage asked for.
             if !self.req_transit {
                 return Err(LoginError::UnexpectedTransit { stage: self.csg });
             }
@@ -548,30 +554,23 @@ impl Login {
             self.check_chap_keys(keys, &[])?;
         }
         match self.security {
-            Security::AwaitMethod => match (self.chap.as_ref(), method) {
-                // A target that does not answer AuthMethod=None has nothing to object to.
-                (None, Some("None") | None) => {
-                    self.security = Security::Done;
-                    self.phase = LoginPhase::Security;
+            Security::AwaitMethod => {
+                if let Some(e) = self.auth_method_error(method) {
+                    return Err(e);
                 }
-                (None, Some("CHAP")) => return Err(LoginError::ChapRequired),
-                (None, Some(text::REJECT)) => return Err(LoginError::AuthMethodRejected { offered: "None" }),
-                (None, Some(other)) => {
-                    return Err(LoginError::AuthMethodNotOffered { chosen: other.into(), offered: "None" })
+                match &self.chap {
+                    None => {
+                        self.security = Security::Done;
+                        self.phase = LoginPhase::Security;
+                    }
+                    Some(chap) => {
+                        let offered = chap.algorithm_offer();
+                        out.push("CHAP_A", offered.clone())?;
+                        self.phase = LoginPhase::ChapAlgorithms { offered };
+                        self.security = Security::AwaitChallenge;
+                    }
                 }
-                (Some(chap), Some("CHAP")) => {
-                    let offered = chap.algorithm_offer();
-                    out.push("CHAP_A", offered.clone())?;
-                    self.phase = LoginPhase::ChapAlgorithms { offered };
-                    self.security = Security::AwaitChallenge;
-                }
-                (Some(_), None) => return Err(LoginError::AuthMethodMissing),
-                (Some(_), Some(text::REJECT)) => return Err(LoginError::AuthMethodRejected { offered: "CHAP" }),
-                // Includes None: accepting it would let anyone on the path turn authentication off.
-                (Some(_), Some(other)) => {
-                    return Err(LoginError::AuthMethodNotOffered { chosen: other.into(), offered: "CHAP" })
-                }
-            },
+            }
             Security::AwaitChallenge => {
                 self.check_chap_keys(keys, &["CHAP_A", "CHAP_I", "CHAP_C"])?;
                 let chap = self.chap.as_mut().ok_or(LoginError::AuthenticationIncomplete)?;
@@ -612,6 +611,21 @@ impl Login {
         Ok(LoginStep::Send(self.queue(out, transit, Stage::Operational)))
     }
 
+    /// What is wrong with the target's AuthMethod answer, if anything.
+    fn auth_method_error(&self, method: Option<&str>) -> Option<LoginError> {
+        let offered = if self.chap.is_some() { "CHAP" } else { "None" };
+        match (self.chap.is_some(), method) {
+            // A target that does not answer AuthMethod=None has nothing to object to.
+            (false, Some("None") | None) | (true, Some("CHAP")) => None,
+            (false, Some("CHAP")) => Some(LoginError::ChapRequired),
+            (true, None) => Some(LoginError::AuthMethodMissing),
+            (_, Some(text::REJECT)) => Some(LoginError::AuthMethodRejected { offered }),
+            // Includes None when we asked for CHAP: accepting it would let anyone on the path
+            // turn authentication off.
+            (_, Some(other)) => Some(LoginError::AuthMethodNotOffered { chosen: other.into(), offered }),
+        }
+    }
+
     /// CHAP keys are only valid at their own step of the exchange.
     fn check_chap_keys(&self, keys: &TextKeys, allowed: &[&str]) -> Result<(), LoginError> {
         match keys.iter().find(|(k, _)| k.starts_with("CHAP_") && !allowed.contains(k)) {
@@ -626,7 +640,7 @@ impl Login {
         }
         let answers = self.negotiator.handle(keys)?;
         if rsp.transit {
-            // §11.13.1: a T=1 response must not need answers. Unknown keys are harmless.
+            // §11.13.6: a T=1 response must not need answers. Unknown keys are harmless.
             if let Some((k, _)) = answers.iter().find(|(_, v)| *v != text::NOT_UNDERSTOOD) {
                 return Err(LoginError::FinalResponseNeedsAnswer { key: k.to_owned() });
             }
@@ -636,7 +650,7 @@ impl Login {
     }
 
     fn finish(&mut self, rsp: &LoginResponse) -> Result<LoginStep, LoginError> {
-        // §11.13.4: a new session gets a non-zero TSIH; an existing one keeps its own.
+        // §11.13.3: a new session gets a non-zero TSIH; an existing one keeps its own.
         let expected = self.params.tsih;
         if rsp.tsih == 0 || (expected != 0 && rsp.tsih != expected) {
             return Err(LoginError::BadTsih { expected, got: rsp.tsih });
@@ -1508,6 +1522,15 @@ TargetName=iqn.2024-01.test:disk\0AuthMethod=None\0"
         h.nsg = Stage::Operational;
         let e = login.handle(&h, b"AuthMethod=CHAP\0").unwrap_err();
         assert_eq!(e, LoginError::UnexpectedTransit { stage: Stage::Security });
+        // A target skipping to the operational stage with AuthMethod=None: the downgrade is
+        // what gets reported.
+        let mut login = Login::new(params(chap(vec![ChapAlgorithm::Md5], false)), random()).unwrap();
+        let mut t = FakeTarget::with_chap(TargetChap::default());
+        let (mut h, _) = t.respond(&login.start());
+        h.transit = true;
+        h.nsg = Stage::Operational;
+        let e = login.handle(&h, b"AuthMethod=None\0").unwrap_err();
+        assert_eq!(e, LoginError::AuthMethodNotOffered { chosen: "None".into(), offered: "CHAP" });
     }
 
     /// Runs the login up to the operational stage, then lets `last` shape the final answer.

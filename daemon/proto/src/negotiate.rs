@@ -58,7 +58,7 @@ pub struct Offer {
     pub max_outstanding_r2t: u32,
     pub default_time2wait: u32,
     /// Defaults to 0: at ErrorRecoveryLevel 0 we never reassign tasks to a new connection
-    /// (§7.1), so the target need not keep them after a connection drops; open-iscsi offers 0
+    /// (§7), so the target need not keep them after a connection drops; open-iscsi offers 0
     /// too.
     pub default_time2retain: u32,
     pub data_pdu_in_order: bool,
@@ -138,7 +138,7 @@ impl Offer {
             "iSCSIProtocolLevel" => Pref::Num(1),
             // We implement neither ResponseFence nor FastAbort (§13.23).
             "TaskReporting" => Pref::List(vec!["RFC3720"]),
-            // iSER is not for a TCP initiator (RFC 7145 §6.3).
+            // iSER is not for a TCP initiator (RFC 7145).
             "RDMAExtensions" => Pref::Bool(false),
             _ => return None,
         })

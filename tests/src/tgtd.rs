@@ -828,6 +828,16 @@ impl Tgtd {
 
 impl Drop for Tgtd {
     fn drop(&mut self) {
+        // A test failing with a tgtd around: what tgtd saw is often the clue. The test harness
+        // captures this and shows it with the failure.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- tail of tgtd's log (tgtd -C {}, port {}) ---\n{}",
+                self.ctl,
+                self.port,
+                self.log_tail()
+            );
+        }
         self.kill();
         // tgtd leaves its control socket behind; we still hold the control number's lock, so no
         // other harness user can be starting a tgtd with it.

@@ -152,7 +152,7 @@ impl Session {
             auth: cfg.auth.clone(),
             offer: cfg.offer.clone(),
         };
-        let (ch, done) = connect_and_login(&cfg.portal, params, rand::random(), cfg.timeouts.login).await?;
+        let (ch, done) = connect_and_login(&cfg.portal, params, cfg.timeouts.login).await?;
         let info = SessionInfo {
             target_name: cfg.target_name.clone(),
             portal: ch.portal.clone(),

@@ -89,14 +89,14 @@ impl Channel {
 pub(crate) async fn connect_and_login(
     portal: &Portal,
     params: LoginParams,
-    challenge_seed: [u8; 32],
     timeout: Duration,
 ) -> Result<(Channel, Negotiated), EngineError> {
     let mut portal = portal.clone();
     for _ in 0..MAX_REDIRECTS {
         let fut = async {
             let mut ch = Channel::connect(&portal, timeout).await?;
-            let mut login = Login::new(params.clone(), challenge_seed)?;
+            // A fresh mutual-CHAP challenge for every attempt, redirected ones included.
+            let mut login = Login::new(params.clone(), rand::random())?;
             ch.send(&login.start()).await?;
             loop {
                 let pdu = ch.recv("login").await?;

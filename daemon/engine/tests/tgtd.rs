@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use lunlink_engine::{Auth, ChapAlgorithm, ChapConfig, DataBuf, EngineError, Offer, Portal, Secret, Session, SessionConfig, Timeouts};
 use lunlink_proto::login::{Digest, LoginError};
-mod support { pub mod tgtd; }
-use support::tgtd::Tgtd;
+
+use lunlink_tests::Tgtd;
 use rand::{Rng, SeedableRng};
 
 const INITIATOR: &str = "iqn.2024-01.org.lunlink:test";

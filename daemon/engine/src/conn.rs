@@ -9,14 +9,15 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lunlink_proto::negotiate::SessionParams;
 use lunlink_proto::pdu::{
     self, encode_pdu, parse_frame, AsyncEvent, DataIn, DataOut, Digests, FrameConfig, FrameStatus, Header,
-    LogoutReason, LogoutRequest, NopIn, NopOut, R2t, Reject, ScsiCommand, ScsiResponse, TaskAttr, RESERVED_TAG,
+    LogoutReason, LogoutRequest, NopIn, NopOut, R2t, Reject, ScsiCommand, ScsiResponse, TaskAttr, TaskMgmtFunction,
+    TaskMgmtRequest, TaskMgmtResponse, RESERVED_TAG,
 };
 use lunlink_proto::serial;
 use lunlink_proto::window::CmdWindow;
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::error::CommandError;
 use crate::slots::{Dir, Slots, State, SENSE_MAX};
+use crate::session::LinkState;
 use crate::SessionEvent;
 
 /// Stop building PDUs when this much is waiting for the socket: bounds memory with deep queues.
@@ -33,6 +35,9 @@ const SEND_HIGH_WATER: usize = 1 << 20;
 /// Low 16 bits of ITTs for the engine's own PDUs; slot ITTs use indices below the queue depth.
 const PING_TAG: u32 = 0xfff0;
 const LOGOUT_TAG: u32 = 0xfff1;
+const TMF_TAG: u32 = 0xfff2;
+/// How often outstanding commands are checked against the command timeout.
+const TIMEOUT_TICK: Duration = Duration::from_secs(1);
 
 /// Counters shown on the Session object.
 #[derive(Debug, Default)]
@@ -51,6 +56,8 @@ pub(crate) struct Shared {
     pub notify: Notify,
     /// Set (under the `submit` lock) once no new command is accepted.
     pub closed: AtomicBool,
+    /// The connection state (a `LinkState` as u8), changed under the `submit` lock.
+    link: AtomicU8,
     pub stats: Stats,
 }
 
@@ -61,7 +68,64 @@ impl Shared {
             submit: Mutex::new(VecDeque::with_capacity(usize::from(depth))),
             notify: Notify::new(),
             closed: AtomicBool::new(false),
+            link: AtomicU8::new(LinkState::LoggedIn as u8),
             stats: Stats::default(),
+        }
+    }
+
+    pub fn link(&self) -> LinkState {
+        match self.link.load(Ordering::Acquire) {
+            0 => LinkState::LoggedIn,
+            1 => LinkState::Reconnecting,
+            _ => LinkState::Down,
+        }
+    }
+
+    pub fn set_link(&self, st: LinkState) {
+        let _q = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+        self.link.store(st as u8, Ordering::Release);
+    }
+
+    /// After a connection loss: every command sent or waiting goes back into the submit queue,
+    /// to be sent again on the next connection. Abandoned ones are dropped.
+    pub fn requeue_outstanding(&self) {
+        let mut q = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+        q.clear();
+        for idx in 0..u16::try_from(self.slots.len()).unwrap_or(u16::MAX) {
+            let release = {
+                let mut s = self.slots.lock(idx);
+                match s.state {
+                    State::Queued | State::Sent if s.abandoned => s.finish(Some(CommandError::SessionClosed)),
+                    State::Queued | State::Sent => {
+                        s.state = State::Queued;
+                        q.push_back(idx);
+                        false
+                    }
+                    State::Free | State::Done => false,
+                }
+            };
+            if release {
+                self.slots.release(idx);
+            }
+        }
+    }
+
+    /// The replacement timeout expired: fail every waiting command; new ones fail at once
+    /// until the link is back.
+    pub fn expire(&self, err: &CommandError) {
+        let queued: Vec<u16> = {
+            let mut q = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+            self.link.store(LinkState::Down as u8, Ordering::Release);
+            q.drain(..).collect()
+        };
+        for idx in queued {
+            let release = {
+                let mut s = self.slots.lock(idx);
+                s.state == State::Queued && s.finish(Some(err.clone()))
+            };
+            if release {
+                self.slots.release(idx);
+            }
         }
     }
 
@@ -97,17 +161,42 @@ pub enum ConnExit {
     LoggedOut,
     /// The target asked for a logout (Async Message) and we performed it.
     TargetRequestedLogout,
-    /// The connection failed.
-    Failed(Arc<str>),
+    /// The connection failed; `time2wait` is the target's wish (Async Message) before a
+    /// new login, if it said one.
+    Failed { reason: Arc<str>, time2wait: Option<Duration> },
+}
+
+impl ConnExit {
+    fn failed(reason: Arc<str>) -> Self {
+        ConnExit::Failed { reason, time2wait: None }
+    }
 }
 
 /// Per-slot transfer bookkeeping, owned by the connection task alone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Xfer {
     itt: u32,
     len: u32,
     moved: u32,
+    cmd_sn: u32,
+    lun: u64,
+    started: Instant,
     error: Option<CommandError>,
+}
+
+impl Default for Xfer {
+    fn default() -> Self {
+        Self { itt: RESERVED_TAG, len: 0, moved: 0, cmd_sn: 0, lun: 0, started: Instant::now(), error: None }
+    }
+}
+
+/// A task management function in progress because a command outlived the command timeout
+/// (the kernel initiator's escalation: ABORT TASK, then LOGICAL UNIT RESET, then drop the
+/// connection and reinstate the session).
+#[derive(Debug, Clone, Copy)]
+enum Escalation {
+    Abort { idx: u16, task_itt: u32, tmf_itt: u32, deadline: Instant },
+    LuReset { idx: u16, task_itt: u32, lun: u64, tmf_itt: u32, deadline: Instant },
 }
 
 /// Data-Out PDUs still to build: the rest of an unsolicited burst or an R2T's sequence.
@@ -125,6 +214,10 @@ struct DataOutWork {
 pub(crate) struct Timeouts {
     pub noop_interval: Option<Duration>,
     pub noop_timeout: Duration,
+    /// A command older than this starts the escalation; None: commands may take forever.
+    pub command: Option<Duration>,
+    /// How long each task management function may take.
+    pub tmf: Duration,
 }
 
 pub(crate) struct Conn {
@@ -154,6 +247,15 @@ struct ConnState {
     ping_seq: u16,
     logout: Option<oneshot::Sender<Result<(), String>>>,
     logout_reason: Option<ConnExit>,
+    /// Commands sent and not yet completed.
+    active: usize,
+    escalation: Option<Escalation>,
+    tmf_seq: u16,
+    last_tick: Instant,
+    /// Time2Wait the target asked for when it announced dropping the connection.
+    drop_time2wait: Option<u16>,
+    /// A Task Management Function Response waiting to be acted on by the connection.
+    tmf_response: Option<TaskMgmtResponse>,
 }
 
 enum Wake {
@@ -201,6 +303,12 @@ impl Conn {
                 ping_seq: 0,
                 logout: None,
                 logout_reason: None,
+                active: 0,
+                escalation: None,
+                tmf_seq: 0,
+                last_tick: Instant::now(),
+                drop_time2wait: None,
+                tmf_response: None,
             },
             recv: vec![0; recv_cap],
             rstart: 0,
@@ -217,39 +325,67 @@ impl Conn {
         self.rend = bytes.len();
     }
 
-    /// Runs until logout or failure.
-    pub async fn run(mut self, mut control: mpsc::Receiver<Control>) -> ConnExit {
+    /// Runs until logout or failure. The control channel stays with the caller, who keeps
+    /// serving it while the session reconnects.
+    pub async fn run(mut self, control: &mut mpsc::Receiver<Control>) -> ConnExit {
         let mut control_open = true;
+        // One timer for the connection's life, moved rather than rebuilt every turn: the loop
+        // turns once per burst of I/O and must stay cheap.
+        let far = || Instant::now() + Duration::from_secs(86400 * 365);
+        let mut armed = self.next_deadline().unwrap_or_else(far);
+        let sleep = tokio::time::sleep_until(armed);
+        tokio::pin!(sleep);
         loop {
             if let Err(e) = self.turn() {
-                // The target closes the connection right after a Logout Response: that is
-                // the end of a clean logout, not a failure.
-                return self.st.logout_reason.take().unwrap_or(ConnExit::Failed(e));
+                return self.exit_after(e);
             }
             if let Some(exit) = self.st.logout_reason.take() {
                 return exit;
             }
             let want_write = self.sent < self.send.len();
-            let deadline = self.next_deadline();
+            let deadline = self.next_deadline().unwrap_or_else(far);
+            if deadline != armed {
+                armed = deadline;
+                sleep.as_mut().reset(deadline);
+            }
             let wake = tokio::select! {
                 biased;
-                r = self.stream.readable() => match r { Ok(()) => Wake::Readable, Err(e) => return ConnExit::Failed(e.to_string().into()) },
-                w = self.stream.writable(), if want_write => match w { Ok(()) => Wake::Writable, Err(e) => return ConnExit::Failed(e.to_string().into()) },
+                r = self.stream.readable() => match r { Ok(()) => Wake::Readable, Err(e) => return ConnExit::failed(e.to_string().into()) },
+                w = self.stream.writable(), if want_write => match w { Ok(()) => Wake::Writable, Err(e) => return ConnExit::failed(e.to_string().into()) },
                 () = self.shared.notify.notified() => Wake::Submitted,
                 c = control.recv(), if control_open => Wake::Control(c),
-                () = sleep_until_opt(deadline) => Wake::Timer,
+                () = &mut sleep => Wake::Timer,
             };
             match wake {
                 Wake::Readable | Wake::Writable | Wake::Submitted => {}
-                Wake::Control(None) => control_open = false,
+                Wake::Control(None) => {
+                    // Every handle of the session is gone: log out.
+                    control_open = false;
+                    let (tx, _rx) = oneshot::channel();
+                    self.start_logout(tx);
+                }
                 Wake::Control(Some(Control::Logout(tx))) => self.start_logout(tx),
                 Wake::Timer => {
+                    // Re-arm even if the deadline did not move, so a passed deadline is not
+                    // taken as pending forever.
+                    armed = far();
+                    sleep.as_mut().reset(armed);
                     if let Err(e) = self.on_timer() {
-                        return ConnExit::Failed(e);
+                        return self.exit_after(e);
                     }
                 }
             }
         }
+    }
+
+    /// The exit for a failed turn: a clean logout if one just completed (targets close the
+    /// connection right after the Logout Response), else a failure.
+    fn exit_after(&mut self, e: Arc<str>) -> ConnExit {
+        if let Some(exit) = self.st.logout_reason.take() {
+            return exit;
+        }
+        let time2wait = self.st.drop_time2wait.map(|s| Duration::from_secs(u64::from(s)));
+        ConnExit::Failed { reason: e, time2wait }
     }
 
     /// One turn: issue what may be issued, write, read and handle what arrived.
@@ -303,7 +439,7 @@ impl Conn {
         let len = u32::try_from(s.buf.len).unwrap_or(u32::MAX);
         let cmd_sn = self.st.window.take();
         let x = &mut self.st.xfer[usize::from(idx)];
-        *x = Xfer { itt, len, moved: 0, error: None };
+        *x = Xfer { itt, len, moved: 0, cmd_sn, lun: s.lun, started: Instant::now(), error: None };
         let mut hdr = ScsiCommand {
             immediate: false,
             final_: true,
@@ -348,6 +484,7 @@ impl Conn {
         encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
         s.state = State::Sent;
         drop(s);
+        self.st.active += 1;
         self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
         // Unsolicited Data-Out must follow its command: build it now, ahead of other work.
         if let Some(mut w) = self.st.data_out.front().copied().filter(|w| w.idx == idx && w.ttt == RESERVED_TAG) {
@@ -423,6 +560,7 @@ impl Conn {
         let mut got = false;
         if self.rend > self.rstart {
             self.handle_frames()?;
+            self.on_tmf_response()?;
         }
         loop {
             if self.rend == self.recv.len() {
@@ -443,6 +581,7 @@ impl Conn {
                 Err(e) => return Err(format!("read failed: {e}").into()),
             }
             self.handle_frames()?;
+            self.on_tmf_response()?;
         }
         Ok(got)
     }
@@ -473,37 +612,184 @@ impl Conn {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        if let Some((_, deadline)) = self.st.ping {
-            return Some(deadline);
-        }
-        self.timeouts.noop_interval.map(|i| self.st.last_rx + i)
+        let ping = match self.st.ping {
+            Some((_, deadline)) => Some(deadline),
+            None => self.timeouts.noop_interval.map(|i| self.st.last_rx + i),
+        };
+        let escalation = self.st.escalation.map(|e| match e {
+            Escalation::Abort { deadline, .. } | Escalation::LuReset { deadline, .. } => deadline,
+        });
+        let tick = (self.timeouts.command.is_some() && self.st.active > 0).then(|| self.st.last_tick + TIMEOUT_TICK);
+        [ping, escalation, tick].into_iter().flatten().min()
     }
 
     fn on_timer(&mut self) -> Result<(), Arc<str>> {
         let now = Instant::now();
-        if let Some((_, deadline)) = self.st.ping {
-            if now >= deadline {
+        match self.st.ping {
+            Some((_, deadline)) if now >= deadline => {
                 return Err(format!("no NOP-In answer within {:?}: the target is unreachable", self.timeouts.noop_timeout).into());
             }
-            return Ok(());
+            Some(_) => {}
+            None => {
+                if let Some(interval) = self.timeouts.noop_interval {
+                    if now >= self.st.last_rx + interval {
+                        self.st.ping_seq = self.st.ping_seq.wrapping_add(1);
+                        let itt = (u32::from(self.st.ping_seq) << 16) | PING_TAG;
+                        let hdr = NopOut {
+                            immediate: true,
+                            lun: 0,
+                            itt,
+                            ttt: RESERVED_TAG,
+                            cmd_sn: self.st.window.current(),
+                            exp_stat_sn: self.st.exp_stat_sn,
+                        };
+                        encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+                        self.st.ping = Some((itt, now + self.timeouts.noop_timeout));
+                    }
+                }
+            }
         }
-        if let Some(interval) = self.timeouts.noop_interval {
-            if now >= self.st.last_rx + interval {
-                self.st.ping_seq = self.st.ping_seq.wrapping_add(1);
-                let itt = (u32::from(self.st.ping_seq) << 16) | PING_TAG;
-                let hdr = NopOut {
-                    immediate: true,
-                    lun: 0,
-                    itt,
-                    ttt: RESERVED_TAG,
-                    cmd_sn: self.st.window.current(),
-                    exp_stat_sn: self.st.exp_stat_sn,
-                };
-                encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
-                self.st.ping = Some((itt, now + self.timeouts.noop_timeout));
+        self.check_escalation(now)?;
+        Ok(())
+    }
+
+    /// Starts or advances the escalation for commands past the command timeout.
+    fn check_escalation(&mut self, now: Instant) -> Result<(), Arc<str>> {
+        match self.st.escalation {
+            Some(Escalation::Abort { idx, task_itt, deadline, .. }) if now >= deadline => {
+                let lun = self.st.xfer[usize::from(idx)].lun;
+                tracing::warn!(task = format_args!("0x{task_itt:08x}"), "ABORT TASK timed out: resetting the logical unit");
+                self.send_lu_reset(idx, task_itt, lun, now);
+            }
+            Some(Escalation::LuReset { deadline, .. }) if now >= deadline => {
+                return Err("LOGICAL UNIT RESET timed out: dropping the connection to reinstate the session".into());
+            }
+            Some(_) => {}
+            None => {
+                let Some(limit) = self.timeouts.command else { return Ok(()) };
+                if now < self.st.last_tick + TIMEOUT_TICK {
+                    return Ok(());
+                }
+                self.st.last_tick = now;
+                // The oldest command past the limit, if any.
+                let late = self
+                    .st
+                    .xfer
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.itt != RESERVED_TAG && now.duration_since(x.started) >= limit)
+                    .min_by_key(|(_, x)| x.started)
+                    .map(|(i, x)| (u16::try_from(i).unwrap_or(0), x.itt));
+                if let Some((idx, task_itt)) = late {
+                    tracing::warn!(task = format_args!("0x{task_itt:08x}"), "command timed out after {limit:?}: aborting it");
+                    self.send_abort(idx, task_itt, now);
+                }
             }
         }
         Ok(())
+    }
+
+    fn next_tmf_itt(&mut self) -> u32 {
+        self.st.tmf_seq = self.st.tmf_seq.wrapping_add(1);
+        (u32::from(self.st.tmf_seq) << 16) | TMF_TAG
+    }
+
+    fn send_abort(&mut self, idx: u16, task_itt: u32, now: Instant) {
+        let tmf_itt = self.next_tmf_itt();
+        let x = &self.st.xfer[usize::from(idx)];
+        let hdr = TaskMgmtRequest {
+            immediate: true,
+            function: TaskMgmtFunction::AbortTask,
+            lun: x.lun,
+            itt: tmf_itt,
+            referenced_task_tag: task_itt,
+            cmd_sn: self.st.window.current(),
+            exp_stat_sn: self.st.exp_stat_sn,
+            ref_cmd_sn: x.cmd_sn,
+            exp_data_sn: 0,
+        };
+        encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+        self.st.escalation = Some(Escalation::Abort { idx, task_itt, tmf_itt, deadline: now + self.timeouts.tmf });
+    }
+
+    fn send_lu_reset(&mut self, idx: u16, task_itt: u32, lun: u64, now: Instant) {
+        let tmf_itt = self.next_tmf_itt();
+        let hdr = TaskMgmtRequest {
+            immediate: true,
+            function: TaskMgmtFunction::LogicalUnitReset,
+            lun,
+            itt: tmf_itt,
+            referenced_task_tag: RESERVED_TAG,
+            cmd_sn: self.st.window.current(),
+            exp_stat_sn: self.st.exp_stat_sn,
+            ref_cmd_sn: 0,
+            exp_data_sn: 0,
+        };
+        encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+        self.st.escalation = Some(Escalation::LuReset { idx, task_itt, lun, tmf_itt, deadline: now + self.timeouts.tmf });
+    }
+
+    /// Acts on the answer to our ABORT TASK or LOGICAL UNIT RESET.
+    fn on_tmf_response(&mut self) -> Result<(), Arc<str>> {
+        let Some(h) = self.st.tmf_response.take() else { return Ok(()) };
+        match self.st.escalation {
+            Some(Escalation::Abort { idx, task_itt, tmf_itt, .. }) if tmf_itt == h.itt => {
+                self.st.escalation = None;
+                // 0: aborted; 1: the target no longer knows the task. Either way it is gone.
+                if h.response == 0 || h.response == 1 {
+                    self.fail_task(idx, task_itt, CommandError::Timeout);
+                } else {
+                    tracing::warn!("ABORT TASK refused ({}): resetting the logical unit", h.describe());
+                    let lun = self.st.xfer[usize::from(idx)].lun;
+                    self.send_lu_reset(idx, task_itt, lun, Instant::now());
+                }
+                Ok(())
+            }
+            Some(Escalation::LuReset { idx, task_itt, lun, tmf_itt, .. }) if tmf_itt == h.itt => {
+                self.st.escalation = None;
+                if h.response != 0 {
+                    return Err(format!("LOGICAL UNIT RESET refused ({}): dropping the connection", h.describe()).into());
+                }
+                // The reset ended every task of the LU: the late one fails, the others go again.
+                self.fail_task(idx, task_itt, CommandError::Timeout);
+                let victims: Vec<u16> = (0..self.st.xfer.len())
+                    .filter(|&i| self.st.xfer[i].itt != RESERVED_TAG && self.st.xfer[i].lun == lun)
+                    .filter_map(|i| u16::try_from(i).ok())
+                    .collect();
+                for idx in victims.into_iter().rev() {
+                    self.requeue(idx);
+                }
+                Ok(())
+            }
+            _ => Ok(()), // a late answer to something already settled
+        }
+    }
+
+    /// Completes an outstanding command with `err` if it is still the task `itt`.
+    fn fail_task(&mut self, idx: u16, itt: u32, err: CommandError) {
+        let x = &mut self.st.xfer[usize::from(idx)];
+        if x.itt != itt {
+            return;
+        }
+        x.itt = RESERVED_TAG;
+        self.st.active = self.st.active.saturating_sub(1);
+        self.st.data_out.retain(|w| w.idx != idx);
+        self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.shared.slots.lock(idx);
+        if s.finish(Some(err)) {
+            drop(s);
+            self.shared.slots.release(idx);
+        }
+    }
+
+    /// Sends an outstanding command again from the start (after a LU reset ended it).
+    fn requeue(&mut self, idx: u16) {
+        let x = &mut self.st.xfer[usize::from(idx)];
+        x.itt = RESERVED_TAG;
+        self.st.active = self.st.active.saturating_sub(1);
+        self.st.data_out.retain(|w| w.idx != idx);
+        self.shared.slots.lock(idx).state = State::Queued;
+        self.st.pending.push_front(idx);
     }
 
     fn start_logout(&mut self, tx: oneshot::Sender<Result<(), String>>) {
@@ -522,12 +808,6 @@ impl Conn {
 
 static ZEROES: [u8; 64 * 1024] = [0; 64 * 1024];
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
 
 impl ConnState {
     fn stat_sn(&mut self, stat_sn: u32) {
@@ -585,11 +865,14 @@ impl ConnState {
                         encode_pdu(send, &hdr, &[], &[], digests);
                         Ok(())
                     }
-                    AsyncEvent::DroppingConnection | AsyncEvent::DroppingAllConnections => Err(format!(
+                    AsyncEvent::DroppingConnection | AsyncEvent::DroppingAllConnections => {
+                        self.drop_time2wait = Some(h.parameter2);
+                        Err(format!(
                         "the target is dropping the connection (Time2Wait {} s)",
                         h.parameter2
                     )
-                    .into()),
+                    .into())
+                    }
                     AsyncEvent::Renegotiate | AsyncEvent::Other(_) => Ok(()),
                 }
             }
@@ -611,6 +894,7 @@ impl ConnState {
             Header::TaskMgmtResponse(h) => {
                 self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
                 self.stat_sn(h.stat_sn);
+                self.tmf_response = Some(h);
                 Ok(())
             }
             Header::TextResponse(h) => {
@@ -661,6 +945,7 @@ impl ConnState {
             s.sense_len = 0;
             let err = x.error.take();
             x.itt = RESERVED_TAG;
+            self.active = self.active.saturating_sub(1);
             if err.is_some() {
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -681,6 +966,7 @@ impl ConnState {
         let x = &mut self.xfer[usize::from(idx)];
         let mut err = x.error.take();
         x.itt = RESERVED_TAG;
+        self.active = self.active.saturating_sub(1);
         if h.response != 0 {
             err.get_or_insert(CommandError::TargetFailure(h.response));
         }
@@ -760,6 +1046,7 @@ impl ConnState {
             // At ErrorRecoveryLevel 0 a rejected command never completes otherwise (§7.2).
             let x = &mut self.xfer[usize::from(idx)];
             x.itt = RESERVED_TAG;
+            self.active = self.active.saturating_sub(1);
             shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             let mut s = shared.slots.lock(idx);
             if s.finish(Some(CommandError::Rejected(h.describe()))) {

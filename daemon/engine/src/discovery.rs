@@ -32,7 +32,7 @@ pub async fn discover(
         auth,
         offer: Offer::default(),
     };
-    let (mut ch, done) = connect_and_login(portal, params, timeout).await?;
+    let (mut ch, done) = connect_and_login(portal, params, timeout, timeout).await?;
     let exchange = async {
         let mut st = SendTargets::new(1, done.cmd_sn, done.stat_sn);
         ch.send(&st.start()).await?;

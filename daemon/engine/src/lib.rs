@@ -19,7 +19,7 @@ pub use conn::{ConnExit, Stats};
 pub use discovery::discover;
 pub use error::{CommandError, EngineError};
 pub use ops::{LunInfo, ScsiOpError};
-pub use session::{Completion, DataBuf, Session, SessionConfig, SessionEvent, SessionInfo, Timeouts};
+pub use session::{Completion, DataBuf, LinkState, Session, SessionConfig, SessionEvent, SessionInfo, Timeouts};
 pub use slots::SENSE_MAX;
 
 // Re-exported so callers configure sessions without depending on the core crates directly.

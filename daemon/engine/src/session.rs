@@ -2,7 +2,7 @@
 
 use std::future::poll_fn;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -10,19 +10,29 @@ use lunlink_proto::discovery::Portal;
 use lunlink_proto::login::{Auth, LoginParams, SessionType};
 use lunlink_proto::negotiate::{Offer, SessionParams};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::conn::{self, Conn, ConnExit, Control, Shared, Stats};
 use crate::error::{CommandError, EngineError};
 use crate::slots::{Dir, RawBuf, State, SENSE_MAX};
 use crate::transport::connect_and_login;
 
-/// Timeouts of a session; `None` disables NOP-Out pings.
+/// Timeouts of a session.
 #[derive(Debug, Clone)]
 pub struct Timeouts {
     pub login: Duration,
     pub logout: Duration,
+    /// Idle time before a NOP-Out ping; None disables pings.
     pub noop_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection counts as dead.
     pub noop_timeout: Duration,
+    /// A command older than this is aborted (ABORT TASK, then LU RESET, then reconnect);
+    /// None: commands may take forever.
+    pub command: Option<Duration>,
+    /// After a connection loss, how long IO waits for the session to come back before it
+    /// fails with an error; None: it waits forever; zero: it fails at once. Relogin goes on
+    /// either way.
+    pub replacement: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -32,6 +42,8 @@ impl Default for Timeouts {
             logout: Duration::from_secs(15),
             noop_interval: Some(Duration::from_secs(5)),
             noop_timeout: Duration::from_secs(5),
+            command: Some(Duration::from_secs(30)),
+            replacement: Some(Duration::from_secs(120)),
         }
     }
 }
@@ -45,11 +57,22 @@ pub struct SessionConfig {
     pub portal: Portal,
     pub auth: Auth,
     pub offer: Offer,
-    /// The initiator's session id part (§11.12.5); the daemon keeps it stable per node.
+    /// The initiator's session id part (§11.12.5); kept across reconnects.
     pub isid: [u8; 6],
     /// Commands in flight at most (the slot table size), 1..=4096.
     pub queue_depth: u16,
     pub timeouts: Timeouts,
+}
+
+/// Where a session's connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Logged in; commands flow.
+    LoggedIn,
+    /// The connection was lost; logging in again, IO waits.
+    Reconnecting,
+    /// Still logging in again, but the replacement timeout expired: IO fails at once.
+    Down,
 }
 
 /// Things that happen to a session, for its owner.
@@ -57,9 +80,11 @@ pub struct SessionConfig {
 pub enum SessionEvent {
     /// A SCSI asynchronous event (e.g. REPORTED LUNS DATA HAS CHANGED), with its sense data.
     ScsiAsync { lun: u64, sense: Vec<u8> },
-    /// The target asked for a logout; the engine performs it.
+    /// The target asked for a logout; the engine performs it and logs in again.
     TargetRequestedLogout,
-    /// The connection ended; no command will complete any more.
+    /// The connection state changed (lost, reestablished, replacement timeout expired).
+    State(LinkState),
+    /// The session ended for good (logout); no command will complete any more.
     Closed(ConnExit),
 }
 
@@ -119,11 +144,12 @@ struct Inner {
     shared: Arc<Shared>,
     control: mpsc::Sender<Control>,
     events: broadcast::Sender<SessionEvent>,
-    info: SessionInfo,
+    info: Arc<RwLock<SessionInfo>>,
     logout_timeout: Duration,
 }
 
-/// A logged-in session. Cheap to clone; all clones drive the same connection.
+/// A logged-in session. Cheap to clone; all clones drive the same connection. When the last
+/// clone is dropped the session logs out.
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
@@ -131,82 +157,213 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("info", &self.inner.info).finish()
+        f.debug_struct("Session").field("info", &self.info()).finish()
     }
 }
 
-impl Session {
-    /// Connects, logs in and starts the connection task.
-    pub async fn login(cfg: SessionConfig) -> Result<Session, EngineError> {
-        let depth = cfg.queue_depth.clamp(1, 4096);
-        let params = LoginParams {
-            initiator_name: cfg.initiator_name.clone(),
-            initiator_alias: cfg.initiator_alias.clone(),
-            target_name: Some(cfg.target_name.clone()),
+/// How long to wait at most between two relogin attempts.
+const RECONNECT_CAP: Duration = Duration::from_secs(30);
+
+fn user_timeout(t: &Timeouts) -> Duration {
+    match t.noop_interval {
+        Some(i) => i + t.noop_timeout,
+        None => Duration::from_secs(30),
+    }
+}
+
+/// Everything needed to log in again, owned by the supervisor task.
+struct Supervisor {
+    cfg: SessionConfig,
+    shared: Arc<Shared>,
+    events: broadcast::Sender<SessionEvent>,
+    info: Arc<RwLock<SessionInfo>>,
+}
+
+impl Supervisor {
+    fn login_params(&self) -> LoginParams {
+        LoginParams {
+            initiator_name: self.cfg.initiator_name.clone(),
+            initiator_alias: self.cfg.initiator_alias.clone(),
+            target_name: Some(self.cfg.target_name.clone()),
             session_type: SessionType::Normal,
-            isid: cfg.isid,
+            isid: self.cfg.isid,
+            // Session reinstatement: the same ISID with TSIH 0 replaces the old session at the
+            // target, which ends its tasks (RFC 7143 §6.3.5); we then send them again.
             tsih: 0,
             cid: 0,
             cmd_sn: 1,
             itt: 0,
-            auth: cfg.auth.clone(),
-            offer: cfg.offer.clone(),
-        };
-        let (ch, done) = connect_and_login(&cfg.portal, params, cfg.timeouts.login).await?;
-        let info = SessionInfo {
+            auth: self.cfg.auth.clone(),
+            offer: self.cfg.offer.clone(),
+        }
+    }
+
+    fn conn(&self, ch: crate::transport::Channel, done: &lunlink_proto::login::Negotiated) -> Conn {
+        let t = &self.cfg.timeouts;
+        let mut conn = Conn::new(
+            ch.stream,
+            self.shared.clone(),
+            self.events.clone(),
+            done.params.clone(),
+            done.exp_cmd_sn,
+            done.exp_cmd_sn,
+            done.max_cmd_sn,
+            done.stat_sn,
+            conn::Timeouts {
+                noop_interval: t.noop_interval,
+                noop_timeout: t.noop_timeout,
+                command: t.command,
+                tmf: t.noop_timeout.max(Duration::from_secs(10)),
+            },
+        );
+        conn.seed(&ch.decoder.into_pending());
+        conn
+    }
+
+    fn set_state(&self, st: LinkState) {
+        self.shared.set_link(st);
+        let _ = self.events.send(SessionEvent::State(st));
+    }
+
+    async fn run(self, mut conn: Conn, mut control: mpsc::Receiver<Control>) {
+        loop {
+            let exit = conn.run(&mut control).await;
+            let (reason, time2wait): (Arc<str>, Option<Duration>) = match exit {
+                ConnExit::LoggedOut => {
+                    tracing::info!("logged out");
+                    self.shared.close(&CommandError::SessionClosed);
+                    let _ = self.events.send(SessionEvent::Closed(ConnExit::LoggedOut));
+                    return;
+                }
+                ConnExit::TargetRequestedLogout => ("the target asked for a logout".into(), None),
+                ConnExit::Failed { reason, time2wait } => (reason, time2wait),
+            };
+            tracing::warn!(%reason, "connection lost: reinstating the session");
+            let since = Instant::now();
+            self.shared.requeue_outstanding();
+            self.set_state(LinkState::Reconnecting);
+            match self.reconnect(&mut control, since, time2wait).await {
+                Some(c) => {
+                    conn = c;
+                    self.set_state(LinkState::LoggedIn);
+                }
+                None => {
+                    tracing::info!("logged out while reconnecting");
+                    self.shared.close(&CommandError::SessionClosed);
+                    let _ = self.events.send(SessionEvent::Closed(ConnExit::LoggedOut));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Logs in again until it works or a logout is asked for (None). Expires queued IO when
+    /// the replacement timeout passes, and keeps trying.
+    async fn reconnect(&self, control: &mut mpsc::Receiver<Control>, since: Instant, time2wait: Option<Duration>) -> Option<Conn> {
+        let t = &self.cfg.timeouts;
+        let default_wait = Duration::from_secs(u64::from(self.info.read().unwrap_or_else(|e| e.into_inner()).params.default_time2wait));
+        let mut delay = time2wait.unwrap_or(default_wait);
+        let mut expiry = t.replacement.map(|r| since + r);
+        loop {
+            let wake = Instant::now() + delay;
+            loop {
+                let until = expiry.map_or(wake, |e| e.min(wake));
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {
+                        if expiry.is_some_and(|e| Instant::now() >= e) {
+                            tracing::warn!("replacement timeout expired: failing IO until the session is back");
+                            self.shared.expire(&CommandError::ConnectionLost(
+                                "the session is down and its replacement timeout expired".into(),
+                            ));
+                            self.set_state(LinkState::Down);
+                            expiry = None;
+                            continue;
+                        }
+                        break;
+                    }
+                    c = control.recv() => {
+                        if let Some(Control::Logout(tx)) = c {
+                            let _ = tx.send(Ok(()));
+                        }
+                        return None;
+                    }
+                }
+            }
+            let attempt = connect_and_login(&self.cfg.portal, self.login_params(), t.login, user_timeout(t));
+            tokio::select! {
+                r = attempt => match r {
+                    Ok((ch, done)) => {
+                        {
+                            let mut info = self.info.write().unwrap_or_else(|e| e.into_inner());
+                            info.tsih = done.tsih;
+                            info.params = done.params.clone();
+                            info.portal = ch.portal.clone();
+                        }
+                        tracing::info!(tsih = done.tsih, "session reinstated");
+                        return Some(self.conn(ch, &done));
+                    }
+                    Err(e) => tracing::info!("relogin failed, retrying: {e}"),
+                },
+                c = control.recv() => {
+                    if let Some(Control::Logout(tx)) = c {
+                        let _ = tx.send(Ok(()));
+                    }
+                    return None;
+                }
+            }
+            let jitter = Duration::from_millis(rand::random::<u64>() % 250);
+            delay = (delay * 2).clamp(Duration::from_millis(500), RECONNECT_CAP) + jitter;
+        }
+    }
+}
+
+impl Session {
+    /// Connects, logs in and starts the supervisor task, which keeps the session up.
+    pub async fn login(cfg: SessionConfig) -> Result<Session, EngineError> {
+        let depth = cfg.queue_depth.clamp(1, 4096);
+        let (events, _) = broadcast::channel(64);
+        let shared = Arc::new(Shared::new(depth));
+        let placeholder = SessionInfo {
             target_name: cfg.target_name.clone(),
-            portal: ch.portal.clone(),
+            portal: cfg.portal.to_string(),
             isid: cfg.isid,
+            tsih: 0,
+            tpgt: None,
+            target_alias: None,
+            params: SessionParams::default(),
+        };
+        let sup = Supervisor { cfg, shared: shared.clone(), events: events.clone(), info: Arc::new(RwLock::new(placeholder)) };
+        let t = &sup.cfg.timeouts;
+        let (ch, done) = connect_and_login(&sup.cfg.portal, sup.login_params(), t.login, user_timeout(t)).await?;
+        let info = SessionInfo {
+            target_name: sup.cfg.target_name.clone(),
+            portal: ch.portal.clone(),
+            isid: sup.cfg.isid,
             tsih: done.tsih,
             tpgt: done.tpgt,
             target_alias: done.target_alias.clone(),
             params: done.params.clone(),
         };
-        let span = tracing::info_span!("session", target = %info.target_name, portal = %info.portal, tsih = info.tsih);
-        span.in_scope(|| tracing::info!(params = ?info.params, "logged in"));
-        let shared = Arc::new(Shared::new(depth));
-        let (events, _) = broadcast::channel(64);
+        let span = tracing::info_span!("session", target = %info.target_name, portal = %info.portal);
+        span.in_scope(|| tracing::info!(tsih = info.tsih, params = ?info.params, "logged in"));
+        *sup.info.write().unwrap_or_else(|e| e.into_inner()) = info;
+        let info = sup.info.clone();
+        let logout_timeout = sup.cfg.timeouts.logout;
+        let conn = sup.conn(ch, &done);
         let (control, control_rx) = mpsc::channel(4);
-        let mut conn = Conn::new(
-            ch.stream,
-            shared.clone(),
-            events.clone(),
-            done.params.clone(),
-            done.cmd_sn,
-            done.exp_cmd_sn,
-            done.max_cmd_sn,
-            done.stat_sn,
-            conn::Timeouts { noop_interval: cfg.timeouts.noop_interval, noop_timeout: cfg.timeouts.noop_timeout },
-        );
-        conn.seed(&ch.decoder.into_pending());
-        let task_shared = shared.clone();
-        let task_events = events.clone();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let exit = conn.run(control_rx).await;
-                let err = match &exit {
-                    ConnExit::Failed(why) => {
-                        tracing::warn!(reason = %why, "connection failed");
-                        CommandError::ConnectionLost(why.clone())
-                    }
-                    ConnExit::LoggedOut | ConnExit::TargetRequestedLogout => {
-                        tracing::info!("logged out");
-                        CommandError::SessionClosed
-                    }
-                };
-                task_shared.close(&err);
-                let _ = task_events.send(SessionEvent::Closed(exit));
-            },
-            span,
-        ));
-        Ok(Session {
-            inner: Arc::new(Inner { shared, control, events, info, logout_timeout: cfg.timeouts.logout }),
-        })
+        tokio::spawn(tracing::Instrument::instrument(sup.run(conn, control_rx), span));
+        Ok(Session { inner: Arc::new(Inner { shared, control, events, info, logout_timeout }) })
     }
 
-    pub fn info(&self) -> &SessionInfo {
-        &self.inner.info
+    /// A snapshot of the session's facts (the TSIH and parameters change on reinstatement).
+    pub fn info(&self) -> SessionInfo {
+        self.inner.info.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    pub fn link_state(&self) -> LinkState {
+        self.inner.shared.link()
+    }
+
 
     pub fn stats(&self) -> &Stats {
         &self.inner.shared.stats
@@ -256,16 +413,25 @@ impl Session {
             s.residual_over = 0;
             s.sense_len = 0;
             s.error = None;
-            s.state = State::Queued;
         }
         {
+            // Queued under the submit lock (lock order: submit, then slot), so that a
+            // reconnect or an expiry sweeping the slots sees each command exactly once.
             let mut q = shared.submit.lock().unwrap_or_else(|e| e.into_inner());
-            if shared.closed.load(Ordering::SeqCst) {
+            let refused = if shared.closed.load(Ordering::SeqCst) {
+                Some(CommandError::SessionClosed)
+            } else if shared.link() == LinkState::Down {
+                Some(CommandError::ConnectionLost("the session is down and its replacement timeout expired".into()))
+            } else {
+                None
+            };
+            if let Some(e) = refused {
                 drop(q);
                 guard.armed = false;
                 shared.slots.release(idx);
-                return Err(CommandError::SessionClosed);
+                return Err(e);
             }
+            shared.slots.lock(idx).state = State::Queued;
             q.push_back(idx);
         }
         shared.notify.notify_one();

@@ -90,11 +90,13 @@ pub(crate) async fn connect_and_login(
     portal: &Portal,
     params: LoginParams,
     timeout: Duration,
+    user_timeout: Duration,
 ) -> Result<(Channel, Negotiated), EngineError> {
     let mut portal = portal.clone();
     for _ in 0..MAX_REDIRECTS {
         let fut = async {
             let mut ch = Channel::connect(&portal, timeout).await?;
+            tune_socket(&ch.stream, user_timeout);
             // A fresh mutual-CHAP challenge for every attempt, redirected ones included.
             let mut login = Login::new(params.clone(), rand::random())?;
             ch.send(&login.start()).await?;
@@ -129,4 +131,32 @@ pub(crate) async fn connect_and_login(
         }
     }
     Err(EngineError::TooManyRedirects(portal.to_string()))
+}
+
+/// TCP keepalive and TCP_USER_TIMEOUT, so a dead peer is noticed even when no NOP-Out is
+/// outstanding and writes are stuck in the send queue.
+fn tune_socket(stream: &TcpStream, user_timeout: Duration) {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
+        // SAFETY: setsockopt on a socket we own with a pointer to a local c_int of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                std::ptr::from_ref(&value).cast(),
+                libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
+            )
+        };
+        if r != 0 {
+            tracing::debug!(name, "setsockopt failed: {}", std::io::Error::last_os_error());
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 5);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 2);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+    let ms = libc::c_int::try_from(user_timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms);
 }

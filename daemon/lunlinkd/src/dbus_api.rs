@@ -1,15 +1,21 @@
 //! The D-Bus adaptor (see dbus/API.md): thin objects that check arguments, call the
 //! [`Manager`] and map its errors to named D-Bus errors. The manager's change feed is mirrored
 //! here as InterfacesAdded / PropertiesChanged / InterfacesRemoved.
+//!
+//! A method replies only after every change it caused is mirrored ([`Ctx::settled`]): a client
+//! that gets a session path back from Login can use it at once, and has seen InterfacesAdded
+//! for it first. The introspection data is checked in as `dbus/org.lunlink.Initiator1.*.xml`
+//! and a test compares it with what this module serves.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lunlink_dbus::names::{BUS_NAME, ROOT_PATH};
 use lunlink_dbus::options::{Call, Options, OptionsDict};
 use lunlink_dbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use lunlink_dbus::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, Connection};
 
@@ -59,6 +65,19 @@ fn id_of(p: &OwnedObjectPath, kind: &str) -> Result<u64, Error> {
 /// Converts a validated options dictionary into the manager's settings.
 fn settings(dict: &OptionsDict, call: Call) -> Result<(Settings, Options), Error> {
     let o = Options::from_dict(dict, call)?;
+    if o.auth_method.is_some_and(|m| m.as_str() == config::AuthMethod::None.as_str()) {
+        let given = [
+            ("username", o.username.is_some()),
+            ("password", o.password.is_some()),
+            ("reverse-username", o.reverse_username.is_some()),
+            ("reverse-password", o.reverse_password.is_some()),
+        ];
+        if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
+            return Err(Error::InvalidArgument(format!(
+                "option '{key}' contradicts auth-method 'none': leave it out, or use auth-method 'chap'"
+            )));
+        }
+    }
     let s = Settings {
         auth_method: o.auth_method.and_then(|m| config::AuthMethod::from_name(m.as_str())),
         username: o.username.clone(),
@@ -80,49 +99,107 @@ fn ov<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
     OwnedValue::try_from(v.into()).expect("basic values convert to owned values")
 }
 
-pub struct ManagerIface {
+/// What every object of the adaptor shares: the manager, and how far its change feed has been
+/// mirrored on the bus.
+#[derive(Clone)]
+struct Ctx {
     m: Arc<Manager>,
+    mirrored: Arc<watch::Sender<u64>>,
+}
+
+/// Longest wait for the mirror before replying anyway (it only falls behind on a stuck bus).
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
+impl Ctx {
+    /// Waits until every change announced so far is on the bus.
+    async fn settled(&self) {
+        let target = self.m.changes_emitted();
+        let mut rx = self.mirrored.subscribe();
+        let wait = rx.wait_for(|done| *done >= target);
+        if tokio::time::timeout(SETTLE_LIMIT, wait).await.is_err() {
+            tracing::warn!("replying before the bus shows every change (mirror is behind)");
+        }
+    }
+
+    /// The manager's result, once its effects are visible on the bus.
+    async fn reply<T>(&self, r: Result<T, DaemonError>) -> Result<T, Error> {
+        self.settled().await;
+        r.map_err(map_err)
+    }
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Manager;
+    fn deref(&self) -> &Manager {
+        &self.m
+    }
+}
+
+pub struct ManagerIface {
+    m: Ctx,
 }
 
 #[interface(name = "org.lunlink.Initiator1.Manager")]
 impl ManagerIface {
+    #[zbus(out_args("targets"))]
     async fn discover(&self, portal: &str, options: OptionsDict) -> Result<Vec<(String, String, u16)>, Error> {
         let (s, _) = settings(&options, Call::Discover)?;
-        self.m.discover(portal, &s).await.map_err(map_err)
+        self.m.reply(self.m.discover(portal, &s).await).await
     }
 
+    #[zbus(out_args("session"))]
     async fn login(&self, target: &str, portal: &str, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
         let (s, _) = settings(&options, Call::Login)?;
-        self.m.login(target, portal, &s).await.map(session_path).map_err(map_err)
+        self.m.reply(self.m.m.login(target, portal, &s).await.map(session_path)).await
     }
 
+    #[zbus(out_args("sessions"))]
     async fn login_all(&self, options: OptionsDict) -> Result<Vec<OwnedObjectPath>, Error> {
         let (_, o) = settings(&options, Call::LoginAll)?;
-        let ids = self.m.login_all(o.automatic_only.unwrap_or(false)).await.map_err(map_err)?;
-        Ok(ids.into_iter().map(session_path).collect())
+        let ids = self.m.m.login_all(o.automatic_only.unwrap_or(false)).await;
+        self.m.reply(ids.map(|ids| ids.into_iter().map(session_path).collect())).await
     }
 
     async fn logout(&self, session: OwnedObjectPath, options: OptionsDict) -> Result<(), Error> {
         let (_, o) = settings(&options, Call::Logout)?;
         let id = id_of(&session, "session")?;
-        self.m.logout(id, o.force.unwrap_or(false)).await.map_err(map_err)
+        self.m.reply(self.m.logout(id, o.force.unwrap_or(false)).await).await
     }
 
+    #[zbus(out_args("node"))]
     async fn create_node(&self, target: &str, portal: &str, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
         let (s, _) = settings(&options, Call::CreateNode)?;
-        self.m.create_node(target, portal, &s).await.map(node_path).map_err(map_err)
+        self.m.reply(self.m.create_node(target, portal, &s).await.map(node_path)).await
     }
 
-    async fn set_default_auth(&self, scope: &str, options: OptionsDict) -> Result<(), Error> {
+    async fn set_default_auth(
+        &self,
+        scope: &str,
+        options: OptionsDict,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), Error> {
         let (s, _) = settings(&options, Call::SetDefaultAuth)?;
-        self.m.set_default_auth(scope, &s).map_err(map_err)
+        self.m.reply(self.m.set_default_auth(scope, &s).await).await?;
+        // Never the secrets: only the method and the user name are properties.
+        let r = async {
+            self.default_auth_method_changed(&emitter).await?;
+            self.default_username_changed(&emitter).await?;
+            self.discovery_auth_method_changed(&emitter).await?;
+            self.discovery_username_changed(&emitter).await
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::warn!("cannot announce the new default credentials: {e}");
+        }
+        Ok(())
     }
 
-    #[zbus(property)]
+    /// Fixed for the daemon's life (config file, else generated once and kept).
+    #[zbus(property(emits_changed_signal = "const"))]
     fn initiator_name(&self) -> String {
         self.m.initiator_name().to_owned()
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> String {
         env!("CARGO_PKG_VERSION").to_owned()
     }
@@ -145,7 +222,7 @@ impl ManagerIface {
 }
 
 pub struct NodeIface {
-    m: Arc<Manager>,
+    m: Ctx,
     id: NodeId,
 }
 
@@ -157,26 +234,30 @@ impl NodeIface {
 
 #[interface(name = "org.lunlink.Initiator1.Node")]
 impl NodeIface {
+    #[zbus(out_args("session"))]
     async fn login(&self, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
         let (s, _) = settings(&options, Call::Login)?;
-        self.m.login_node(self.id, &s).await.map(session_path).map_err(map_err)
+        self.m.reply(self.m.m.login_node(self.id, &s).await.map(session_path)).await
     }
+    /// Returns when the change takes effect: `now` or `next-login`.
+    #[zbus(out_args("takes_effect"))]
     async fn update(&self, options: OptionsDict) -> Result<String, Error> {
         let (s, _) = settings(&options, Call::NodeUpdate)?;
-        self.m.update_node(self.id, &s).await.map(str::to_owned).map_err(map_err)
+        self.m.reply(self.m.update_node(self.id, &s).await.map(str::to_owned)).await
     }
     async fn delete(&self) -> Result<(), Error> {
-        self.m.delete_node(self.id).await.map_err(map_err)
+        self.m.reply(self.m.delete_node(self.id).await).await
     }
-    #[zbus(property)]
+    /// Target, portal and tag identify the node: they never change.
+    #[zbus(property(emits_changed_signal = "const"))]
     fn target(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.target)
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn portal(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.portal)
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn tpgt(&self) -> zbus::fdo::Result<u16> {
         Ok(self.view()?.tpgt)
     }
@@ -203,7 +284,7 @@ impl NodeIface {
 }
 
 pub struct SessionIface {
-    m: Arc<Manager>,
+    m: Ctx,
     id: SessionId,
 }
 
@@ -217,20 +298,20 @@ impl SessionIface {
 impl SessionIface {
     async fn logout(&self, options: OptionsDict) -> Result<(), Error> {
         let (_, o) = settings(&options, Call::Logout)?;
-        self.m.logout(self.id, o.force.unwrap_or(false)).await.map_err(map_err)
+        self.m.reply(self.m.logout(self.id, o.force.unwrap_or(false)).await).await
     }
     async fn rescan(&self) -> Result<(), Error> {
-        self.m.rescan(self.id).await.map_err(map_err)
+        self.m.reply(self.m.rescan(self.id).await).await
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn target(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.target)
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn portal(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.portal)
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn node(&self) -> zbus::fdo::Result<OwnedObjectPath> {
         Ok(node_path(self.view()?.node))
     }
@@ -238,7 +319,8 @@ impl SessionIface {
     fn state(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.state.as_str().to_owned())
     }
-    #[zbus(property)]
+    /// Kept across reconnects (session reinstatement, RFC 7143 §6.3.5), so it never changes.
+    #[zbus(property(emits_changed_signal = "const"))]
     fn isid(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.isid)
     }
@@ -273,26 +355,28 @@ impl SessionIface {
     fn luns(&self) -> zbus::fdo::Result<Vec<OwnedObjectPath>> {
         Ok(self.view()?.luns.into_iter().map(lun_path).collect())
     }
-    #[zbus(property)]
+    /// Counters move with every command; a signal each time would flood the bus, so they are
+    /// read on demand (EmitsChangedSignal=false tells proxies not to cache them).
+    #[zbus(property(emits_changed_signal = "false"))]
     fn commands(&self) -> zbus::fdo::Result<u64> {
         Ok(self.view()?.commands)
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "false"))]
     fn bytes_read(&self) -> zbus::fdo::Result<u64> {
         Ok(self.view()?.bytes_read)
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "false"))]
     fn bytes_written(&self) -> zbus::fdo::Result<u64> {
         Ok(self.view()?.bytes_written)
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "false"))]
     fn errors(&self) -> zbus::fdo::Result<u64> {
         Ok(self.view()?.errors)
     }
 }
 
 pub struct LunIface {
-    m: Arc<Manager>,
+    m: Ctx,
     id: LunId,
 }
 
@@ -304,7 +388,7 @@ impl LunIface {
 
 #[interface(name = "org.lunlink.Initiator1.Lun")]
 impl LunIface {
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn lun(&self) -> zbus::fdo::Result<u16> {
         Ok(self.view()?.info.lun)
     }
@@ -348,7 +432,7 @@ impl LunIface {
     fn device_error(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.device_error)
     }
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "const"))]
     fn session(&self) -> zbus::fdo::Result<OwnedObjectPath> {
         Ok(session_path(self.view()?.session))
     }
@@ -357,17 +441,18 @@ impl LunIface {
 /// Connects to the bus, serves the root objects and the existing nodes, then takes the name
 /// (objects first, so that no early call finds them missing).
 pub async fn serve(m: Arc<Manager>, bus: &lunlink_dbus::BusChoice) -> Result<Connection, Error> {
+    let ctx = Ctx { m, mirrored: Arc::new(watch::Sender::new(0)) };
     let conn = bus
         .builder()?
         .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
         .map_err(Error::ZBus)?
-        .serve_at(ROOT_PATH, ManagerIface { m: m.clone() })
+        .serve_at(ROOT_PATH, ManagerIface { m: ctx.clone() })
         .map_err(Error::ZBus)?
         .build()
         .await
         .map_err(Error::ZBus)?;
-    for id in m.node_ids() {
-        conn.object_server().at(node_path(id), NodeIface { m: m.clone(), id }).await.map_err(Error::ZBus)?;
+    for id in ctx.node_ids() {
+        conn.object_server().at(node_path(id), NodeIface { m: ctx.clone(), id }).await.map_err(Error::ZBus)?;
     }
     conn.request_name(BUS_NAME).await.map_err(Error::ZBus)?;
     Ok(conn)
@@ -376,6 +461,14 @@ pub async fn serve(m: Arc<Manager>, bus: &lunlink_dbus::BusChoice) -> Result<Con
 /// Mirrors the manager's changes on the bus until the feed ends.
 pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::UnboundedReceiver<Change>) {
     let srv = conn.object_server();
+    // The context `serve` made, so that methods waiting for this mirror see its progress.
+    let m = match srv.interface::<_, ManagerIface>(ROOT_PATH).await {
+        Ok(r) => r.get().await.m.clone(),
+        Err(e) => {
+            tracing::error!("the Manager object is not served ({e}); replies will not wait for signals");
+            Ctx { m, mirrored: Arc::new(watch::Sender::new(u64::MAX)) }
+        }
+    };
     while let Some(c) = rx.recv().await {
         let r: zbus::Result<()> = async {
             match c {
@@ -408,10 +501,8 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
                         let i = r.get().await;
                         i.state_changed(e).await?;
                         i.luns_changed(e).await?;
-                        i.commands_changed(e).await?;
-                        i.bytes_read_changed(e).await?;
-                        i.bytes_written_changed(e).await?;
-                        i.errors_changed(e).await?;
+                        i.tsih_changed(e).await?;
+                        i.parameters_changed(e).await?;
                     }
                 }
                 Change::LunAdded(id) => {
@@ -436,5 +527,6 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
         if let Err(e) = r {
             tracing::warn!("cannot mirror {c:?} on the bus: {e}");
         }
+        m.mirrored.send_modify(|done| *done = done.saturating_add(1));
     }
 }

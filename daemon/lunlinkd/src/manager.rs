@@ -133,6 +133,14 @@ impl Settings {
         }
         if let Some(m) = self.auth_method {
             a.method = m;
+            if m == AuthMethod::None {
+                // Turning CHAP off forgets the credentials: a record that keeps them next to
+                // method "none" is refused when loaded (see `config::Auth::validate`).
+                a.username = None;
+                a.password = None;
+                a.reverse_username = None;
+                a.reverse_password = None;
+            }
         }
         a
     }
@@ -142,6 +150,9 @@ impl Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
     LoggedIn,
+    /// The connection was lost; logging in again while IO waits.
+    Reconnecting,
+    /// Still logging in again, but the replacement timeout expired: IO fails.
     Failed,
     LoggingOut,
 }
@@ -150,6 +161,7 @@ impl SessionState {
     pub fn as_str(self) -> &'static str {
         match self {
             SessionState::LoggedIn => "logged-in",
+            SessionState::Reconnecting => "reconnecting",
             SessionState::Failed => "failed",
             SessionState::LoggingOut => "logging-out",
         }
@@ -224,6 +236,57 @@ struct State {
     luns: BTreeMap<LunId, LunEntry>,
     session_auth: config::Auth,
     discovery_auth: config::Auth,
+    /// What SetDefaultAuth set, as kept in [`DEFAULT_AUTH_FILE`].
+    stored_defaults: StoredDefaults,
+}
+
+/// File in the state directory that keeps the defaults set with SetDefaultAuth. It holds
+/// secrets, so it is 0600 and written atomically like node records.
+pub const DEFAULT_AUTH_FILE: &str = "default-auth.toml";
+
+/// The content of [`DEFAULT_AUTH_FILE`]: a scope set over D-Bus replaces the config file's
+/// `[auth.session]` / `[auth.discovery]`; a scope never set keeps following the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<config::Auth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    discovery: Option<config::Auth>,
+}
+
+const DEFAULT_AUTH_HEADER: &str = "# lunlink default credentials, written by lunlinkd on SetDefaultAuth \
+                                   (lunlinkctl set-default-auth).\n\
+                                   # They replace the config file's [auth.session] / [auth.discovery].\n";
+
+impl StoredDefaults {
+    /// Reads the file; `Ok(None)` when there is none. Errors name the line and key.
+    fn load(path: &std::path::Path) -> Result<Option<StoredDefaults>, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read it: {e}")),
+        };
+        let d: StoredDefaults = config::parse_toml(&text).map_err(|p| p.to_string())?;
+        for (name, auth) in [("session", &d.session), ("discovery", &d.discovery)] {
+            if let Some(a) = auth {
+                a.validate(name).map_err(|e| e.locate(&text).to_string())?;
+            }
+        }
+        Ok(Some(d))
+    }
+
+    fn save(&self, path: &std::path::Path) -> Result<(), String> {
+        let body = toml::to_string(self).map_err(|e| format!("cannot render it: {e}"))?;
+        crate::nodes::write_file_atomic(
+            path,
+            format!("{DEFAULT_AUTH_HEADER}{body}").as_bytes(),
+            0o600,
+            true,
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
+    }
 }
 
 impl State {
@@ -248,6 +311,12 @@ pub struct Manager {
     store: NodeStore,
     state: Mutex<State>,
     changes: mpsc::UnboundedSender<Change>,
+    /// How many changes were sent, so the adaptor can reply only once it mirrored them all.
+    emitted: std::sync::atomic::AtomicU64,
+    /// `<state-dir>/default-auth.toml`.
+    defaults_path: PathBuf,
+    /// Serialises SetDefaultAuth, so the file and memory agree on the last writer.
+    defaults_write: tokio::sync::Mutex<()>,
 }
 
 impl Manager {
@@ -266,9 +335,21 @@ impl Manager {
         for e in &errors {
             tracing::error!(path = %e.path.display(), "skipping node record: {}", e.message);
         }
+        let defaults_path = state_dir.join(DEFAULT_AUTH_FILE);
+        let p2 = defaults_path.clone();
+        let stored = tokio::task::spawn_blocking(move || StoredDefaults::load(&p2))
+            .await
+            .map_err(|e| DaemonError::Failed(e.to_string()))?
+            .unwrap_or_else(|e| {
+                // The config's defaults still work; the next SetDefaultAuth rewrites the file.
+                tracing::error!(path = %defaults_path.display(), "ignoring stored default credentials: {e}");
+                None
+            })
+            .unwrap_or_default();
         let mut state = State {
-            session_auth: config.auth.session.clone(),
-            discovery_auth: config.auth.discovery.clone(),
+            session_auth: stored.session.clone().unwrap_or_else(|| config.auth.session.clone()),
+            discovery_auth: stored.discovery.clone().unwrap_or_else(|| config.auth.discovery.clone()),
+            stored_defaults: stored,
             ..State::default()
         };
         for node in nodes {
@@ -289,6 +370,9 @@ impl Manager {
             store,
             state: Mutex::new(state),
             changes: tx,
+            emitted: std::sync::atomic::AtomicU64::new(0),
+            defaults_path,
+            defaults_write: tokio::sync::Mutex::new(()),
         });
         Ok((m, rx))
     }
@@ -298,7 +382,14 @@ impl Manager {
     }
 
     fn emit(&self, c: Change) {
+        self.emitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.changes.send(c);
+    }
+
+    /// How many changes have been announced so far (the adaptor waits until it has mirrored
+    /// this many before replying, so a returned object path is always served).
+    pub fn changes_emitted(&self) -> u64 {
+        self.emitted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn initiator_name(&self) -> &str {
@@ -310,20 +401,64 @@ impl Manager {
         (st.session_auth.clone(), st.discovery_auth.clone())
     }
 
-    pub fn set_default_auth(&self, scope: &str, s: &Settings) -> Result<(), DaemonError> {
-        let mut st = self.lock();
-        let slot = match scope {
-            "session" => &mut st.session_auth,
-            "discovery" => &mut st.discovery_auth,
+    /// Changes the default credentials of `scope` (`session` or `discovery`) and keeps them in
+    /// the state directory, so they survive a restart. Nodes without credentials of their own
+    /// follow the session defaults and are announced as changed.
+    pub async fn set_default_auth(&self, scope: &str, s: &Settings) -> Result<(), DaemonError> {
+        let session = match scope {
+            "session" => true,
+            "discovery" => false,
             other => {
                 return Err(DaemonError::InvalidArgument(format!(
                     "unknown scope {other:?}: use session or discovery"
                 )))
             }
         };
-        let a = s.apply_auth(slot);
-        engine_auth(&a)?;
-        *slot = a;
+        let _writer = self.defaults_write.lock().await;
+        let (auth, stored) = {
+            let st = self.lock();
+            let a = s.apply_auth(if session { &st.session_auth } else { &st.discovery_auth });
+            let mut stored = st.stored_defaults.clone();
+            *(if session { &mut stored.session } else { &mut stored.discovery }) = Some(a.clone());
+            (a, stored)
+        };
+        engine_auth(&auth)?;
+        auth.validate(scope).map_err(|e| {
+            DaemonError::InvalidArgument(format!(
+                "default {scope} credentials: {} {}",
+                e.key.replace('_', "-").replacen(&format!("{scope}."), "", 1),
+                e.message
+            ))
+        })?;
+        let path = self.defaults_path.clone();
+        let s2 = stored.clone();
+        tokio::task::spawn_blocking(move || s2.save(&path))
+            .await
+            .map_err(|e| DaemonError::Failed(e.to_string()))?
+            .map_err(|e| {
+                DaemonError::Failed(format!(
+                    "cannot save the default credentials in {}: {e}",
+                    self.defaults_path.display()
+                ))
+            })?;
+        let inheriting: Vec<NodeId> = {
+            let mut st = self.lock();
+            if session {
+                st.session_auth = auth;
+            } else {
+                st.discovery_auth = auth;
+            }
+            st.stored_defaults = stored;
+            if session {
+                st.nodes.iter().filter(|(_, n)| n.node.auth.is_none()).map(|(id, _)| *id).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        tracing::info!(scope, "default credentials changed");
+        for id in inheriting {
+            self.emit(Change::NodeChanged(id));
+        }
         Ok(())
     }
 
@@ -396,6 +531,11 @@ impl Manager {
 
     /// Nodes of `target`, optionally only the one on `portal`.
     pub fn find_nodes(&self, target: &str, portal: &str) -> Result<Vec<NodeId>, DaemonError> {
+        // A malformed name is the caller's mistake, not a missing node: say what is wrong.
+        // Uppercase is tolerated as in node records (targets report names byte for byte).
+        crate::initiator_name::validate_name(&target.to_ascii_lowercase()).map_err(|e| {
+            DaemonError::InvalidArgument(format!("target name {target:?} is not valid: {e}"))
+        })?;
         let portal = if portal.is_empty() {
             None
         } else {
@@ -688,6 +828,12 @@ impl Manager {
                 logout: timeouts.logout_timeout(),
                 noop_interval: timeouts.noop_interval(),
                 noop_timeout: timeouts.noop_timeout().unwrap_or(Duration::from_secs(5)),
+                command: Some(timeouts.command_timeout()).filter(|d| !d.is_zero()),
+                replacement: match timeouts.replacement_policy() {
+                    config::Replacement::FailAtOnce => Some(Duration::ZERO),
+                    config::Replacement::After(d) => Some(d),
+                    config::Replacement::QueueForever => None,
+                },
             },
         };
         let session = Session::login(cfg).await.map_err(|e| {
@@ -737,10 +883,12 @@ impl Manager {
                 let Some(m) = me.upgrade() else { return };
                 match ev {
                     SessionEvent::Closed(exit) => {
+                        // The session ended without a Logout call of ours (e.g. every handle
+                        // dropped): show it as failed until someone logs it out.
                         let changed = {
                             let mut st = m.lock();
                             match st.sessions.get_mut(&sid) {
-                                Some(e) if e.state == SessionState::LoggedIn => {
+                                Some(e) if e.state != SessionState::LoggingOut => {
                                     e.state = SessionState::Failed;
                                     true
                                 }
@@ -748,10 +896,31 @@ impl Manager {
                             }
                         };
                         if changed {
-                            tracing::warn!(session = sid, "session failed: {exit:?}");
+                            tracing::warn!(session = sid, "session ended: {exit:?}");
                             m.emit(Change::SessionChanged(sid));
                         }
                         return;
+                    }
+                    SessionEvent::State(link) => {
+                        let new = match link {
+                            engine::LinkState::LoggedIn => SessionState::LoggedIn,
+                            engine::LinkState::Reconnecting => SessionState::Reconnecting,
+                            engine::LinkState::Down => SessionState::Failed,
+                        };
+                        let changed = {
+                            let mut st = m.lock();
+                            match st.sessions.get_mut(&sid) {
+                                Some(e) if e.state != SessionState::LoggingOut && e.state != new => {
+                                    e.state = new;
+                                    true
+                                }
+                                _ => false,
+                            }
+                        };
+                        if changed {
+                            tracing::info!(session = sid, state = new.as_str(), "session state");
+                            m.emit(Change::SessionChanged(sid));
+                        }
                     }
                     SessionEvent::ScsiAsync { sense, .. } => {
                         let rescan = lunlink_scsi::Sense::parse(&sense)

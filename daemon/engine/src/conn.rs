@@ -36,6 +36,8 @@ const SEND_HIGH_WATER: usize = 1 << 20;
 const PING_TAG: u32 = 0xfff0;
 const LOGOUT_TAG: u32 = 0xfff1;
 const TMF_TAG: u32 = 0xfff2;
+/// How often a command is sent again after connection losses before it fails.
+pub(crate) const MAX_REISSUES: u8 = 4;
 /// How often outstanding commands are checked against the command timeout.
 const TIMEOUT_TICK: Duration = Duration::from_secs(1);
 
@@ -87,8 +89,10 @@ impl Shared {
     }
 
     /// After a connection loss: every command sent or waiting goes back into the submit queue,
-    /// to be sent again on the next connection. Abandoned ones are dropped.
-    pub fn requeue_outstanding(&self) {
+    /// to be sent again on the next connection. Abandoned ones are dropped, and a command that
+    /// was already sent [`MAX_REISSUES`] times fails instead: one that brings the connection
+    /// down every time must not loop forever.
+    pub fn requeue_outstanding(&self, reason: &Arc<str>) {
         let mut q = self.submit.lock().unwrap_or_else(|e| e.into_inner());
         q.clear();
         for idx in 0..u16::try_from(self.slots.len()).unwrap_or(u16::MAX) {
@@ -96,7 +100,16 @@ impl Shared {
                 let mut s = self.slots.lock(idx);
                 match s.state {
                     State::Queued | State::Sent if s.abandoned => s.finish(Some(CommandError::SessionClosed)),
+                    State::Sent if s.reissues >= MAX_REISSUES => {
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        s.finish(Some(CommandError::ConnectionLost(
+                            format!("gave up after the connection failed {} times during this command: {reason}", MAX_REISSUES + 1).into(),
+                        )))
+                    }
                     State::Queued | State::Sent => {
+                        if s.state == State::Sent {
+                            s.reissues += 1;
+                        }
                         s.state = State::Queued;
                         q.push_back(idx);
                         false

@@ -240,7 +240,7 @@ impl Supervisor {
             };
             tracing::warn!(%reason, "connection lost: reinstating the session");
             let since = Instant::now();
-            self.shared.requeue_outstanding();
+            self.shared.requeue_outstanding(&reason);
             self.set_state(LinkState::Reconnecting);
             match self.reconnect(&mut control, since, time2wait).await {
                 Some(c) => {
@@ -408,6 +408,7 @@ impl Session {
             s.cdb[..cdb.len()].copy_from_slice(cdb);
             s.dir = dir;
             s.buf = buf;
+            s.reissues = 0;
             s.status = 0;
             s.residual_under = 0;
             s.residual_over = 0;

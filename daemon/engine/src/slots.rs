@@ -59,6 +59,8 @@ pub(crate) struct SlotInner {
     pub cdb: [u8; 16],
     pub dir: Dir,
     pub buf: RawBuf,
+    /// How often the command was sent again after a connection loss.
+    pub reissues: u8,
     // Outcome.
     pub status: u8,
     pub residual_under: u32,
@@ -79,6 +81,7 @@ impl SlotInner {
             cdb: [0; 16],
             dir: Dir::None,
             buf: RawBuf::EMPTY,
+            reissues: 0,
             status: 0,
             residual_under: 0,
             residual_over: 0,

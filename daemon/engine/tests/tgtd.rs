@@ -240,3 +240,30 @@ async fn raw_execute_reports_check_condition() {
     assert!(err.to_string().to_lowercase().contains("illegal request") || err.to_string().contains("out of range"), "{err}");
     within(s.logout()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_wait_for_a_small_cmdsn_window() {
+    let t = Tgtd::start();
+    t.add_target(1, "iqn.2024-01.test:window").unwrap();
+    t.add_lun_file(1, 1, 8 << 20).unwrap();
+    t.bind_all(1).unwrap();
+    // tgtd's MaxQueueCmd is the CmdSN window it grants (MaxCmdSN - ExpCmdSN + 1).
+    t.set_target_param(1, "MaxQueueCmd", "4").unwrap();
+    let s = within(Session::login(config(&t, "iqn.2024-01.test:window", Auth::None, Offer::default()))).await.unwrap();
+    s.test_unit_ready(1).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let data = vec![(i % 251) as u8; 4096];
+            s.write(1, i * 8, 512, &data, false).await?;
+            let mut back = vec![0u8; 4096];
+            s.read(1, i * 8, 512, &mut back).await?;
+            Ok::<bool, lunlink_engine::ScsiOpError>(back == data)
+        }));
+    }
+    for t in tasks {
+        assert!(within(t).await.unwrap().unwrap(), "data read back wrong");
+    }
+    within(s.logout()).await.unwrap();
+}

@@ -1,0 +1,300 @@
+//! Deliberately misbehaving targets (a fake peer is the right tool here: no real target sends
+//! these on purpose). Whatever the target does, the engine must give a clear error, never
+//! panic, never hang, and keep other commands and later sessions working.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lunlink_engine::{Auth, DataBuf, EngineError, LinkState, Offer, Session, SessionConfig, Timeouts};
+use lunlink_proto::login::Stage;
+use lunlink_proto::pdu::{Decoder, DataIn, Digests, FrameConfig, Header, LoginResponse, Pdu, ScsiResponse, RESERVED_TAG};
+use lunlink_proto::text::TextKeys;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the fake target does with each SCSI command after login.
+#[derive(Clone, Copy)]
+enum Misbehave {
+    /// Answers correctly (GOOD, data of the right size).
+    Good,
+    /// Data-In placed beyond the end of the initiator's buffer.
+    DataBeyondBuffer,
+    /// A response for a task the initiator never sent.
+    UnknownTask,
+    /// Bytes that are no PDU at all.
+    Garbage,
+    /// A data segment longer than our MaxRecvDataSegmentLength.
+    HugeSegment,
+}
+
+async fn send(s: &mut TcpStream, pdu: Pdu) {
+    let mut out = Vec::new();
+    pdu.encode(&mut out, Digests::default());
+    let _ = s.write_all(&out).await;
+}
+
+async fn recv(s: &mut TcpStream, dec: &mut Decoder) -> Option<Pdu> {
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Ok(Some(p)) = dec.next_pdu() {
+            return Some(p);
+        }
+        let n = s.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        dec.feed(&buf[..n]);
+    }
+}
+
+fn login_rsp(req: &lunlink_proto::pdu::LoginRequest, csg: Stage, nsg: Stage, stat_sn: u32, keys: &[(&str, &str)]) -> Pdu {
+    let mut t = TextKeys::new();
+    for (k, v) in keys {
+        t.push(k, *v).unwrap();
+    }
+    let h = LoginResponse {
+        transit: true,
+        cont: false,
+        csg,
+        nsg,
+        version_max: 0,
+        version_active: 0,
+        isid: req.isid,
+        tsih: if nsg == Stage::FullFeature { 7 } else { 0 },
+        itt: req.itt,
+        stat_sn,
+        exp_cmd_sn: req.cmd_sn,
+        max_cmd_sn: req.cmd_sn.wrapping_add(31),
+        status_class: 0,
+        status_detail: 0,
+    };
+    Pdu::new(h, t.encode())
+}
+
+const OPERATIONAL: &[(&str, &str)] = &[
+    ("HeaderDigest", "None"),
+    ("DataDigest", "None"),
+    ("MaxRecvDataSegmentLength", "8192"),
+    ("MaxBurstLength", "262144"),
+    ("FirstBurstLength", "65536"),
+    ("InitialR2T", "Yes"),
+    ("ImmediateData", "Yes"),
+    ("MaxOutstandingR2T", "1"),
+    ("DefaultTime2Wait", "2"),
+    ("DefaultTime2Retain", "0"),
+    ("DataPDUInOrder", "Yes"),
+    ("DataSequenceInOrder", "Yes"),
+    ("ErrorRecoveryLevel", "0"),
+    ("MaxConnections", "1"),
+];
+
+/// One connection of the fake target: a no-auth login, then commands handled as `how` says:
+/// the first command of the connection only when `every_connection`, else the first command
+/// of the first connection only; all others are answered well.
+async fn serve(mut s: TcpStream, how: Misbehave, armed: Arc<AtomicBool>) {
+    let mut dec = Decoder::new(FrameConfig::default());
+    let mut stat_sn = 1u32;
+    loop {
+        let Some(p) = recv(&mut s, &mut dec).await else { return };
+        let Header::LoginRequest(req) = &p.header else { return };
+        let (csg, nsg) = (req.csg, req.nsg);
+        let keys: &[(&str, &str)] = if csg == Stage::Security { &[("AuthMethod", "None")] } else { OPERATIONAL };
+        send(&mut s, login_rsp(req, csg, nsg, stat_sn, keys)).await;
+        if nsg == Stage::FullFeature {
+            break;
+        }
+    }
+    dec.set_config(FrameConfig { digests: Digests::default(), max_recv_data_segment: 1 << 20 });
+    let mut first = true;
+    loop {
+        let Some(p) = recv(&mut s, &mut dec).await else { return };
+        match &p.header {
+            Header::ScsiCommand(c) => {
+                let how = if first && armed.load(Ordering::SeqCst) { how } else { Misbehave::Good };
+                first = false;
+                stat_sn = stat_sn.wrapping_add(1);
+                let rsp = |itt| ScsiResponse {
+                    itt,
+                    stat_sn,
+                    exp_cmd_sn: c.cmd_sn.wrapping_add(1),
+                    max_cmd_sn: c.cmd_sn.wrapping_add(32),
+                    ..ScsiResponse::default()
+                };
+                match how {
+                    Misbehave::Good | Misbehave::DataBeyondBuffer => {
+                        if c.read && c.expected_data_len > 0 {
+                            let offset = if matches!(how, Misbehave::DataBeyondBuffer) { c.expected_data_len } else { 0 };
+                            let d = DataIn {
+                                final_: true,
+                                itt: c.itt,
+                                ttt: RESERVED_TAG,
+                                exp_cmd_sn: c.cmd_sn.wrapping_add(1),
+                                max_cmd_sn: c.cmd_sn.wrapping_add(32),
+                                buffer_offset: offset,
+                                ..DataIn::default()
+                            };
+                            send(&mut s, Pdu::new(d, vec![0xab; c.expected_data_len as usize])).await;
+                        }
+                        send(&mut s, Pdu::new(rsp(c.itt), Vec::new())).await;
+                    }
+                    Misbehave::UnknownTask => send(&mut s, Pdu::new(rsp(c.itt ^ 0x5555_0000), Vec::new())).await,
+                    Misbehave::Garbage => {
+                        let _ = s.write_all(&[0x7f; 64]).await;
+                    }
+                    Misbehave::HugeSegment => {
+                        let d = DataIn { itt: c.itt, ttt: RESERVED_TAG, ..DataIn::default() };
+                        send(&mut s, Pdu::new(d, vec![0; 300_000])).await;
+                    }
+                }
+            }
+            Header::NopOut(n) if n.itt != RESERVED_TAG => {
+                let nop = lunlink_proto::pdu::NopIn { itt: n.itt, ttt: RESERVED_TAG, stat_sn, exp_cmd_sn: n.cmd_sn, max_cmd_sn: n.cmd_sn.wrapping_add(32), ..Default::default() };
+                send(&mut s, Pdu::new(nop, Vec::new())).await;
+            }
+            Header::LogoutRequest(l) => {
+                let r = lunlink_proto::pdu::LogoutResponse { itt: l.itt, stat_sn, exp_cmd_sn: l.cmd_sn, max_cmd_sn: l.cmd_sn.wrapping_add(32), ..Default::default() };
+                send(&mut s, Pdu::new(r, Vec::new())).await;
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn fake_target_with(how: Misbehave, every_connection: bool) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((s, _)) = l.accept().await {
+            // Connection 1 is the login; its first command meets the fault.
+            n += 1;
+            let armed = Arc::new(AtomicBool::new(every_connection || n == 1));
+            tokio::spawn(serve(s, how, armed));
+        }
+    });
+    addr
+}
+
+async fn fake_target(how: Misbehave) -> String {
+    fake_target_with(how, false).await
+}
+
+fn config(portal: &str) -> SessionConfig {
+    SessionConfig {
+        initiator_name: "iqn.2024-01.org.lunlink:fake".into(),
+        initiator_alias: None,
+        target_name: "iqn.2024-01.test:fake".into(),
+        portal: portal.parse().unwrap(),
+        auth: Auth::None,
+        offer: Offer::default(),
+        isid: [0x80, 1, 2, 3, 4, 5],
+        queue_depth: 8,
+        timeouts: Timeouts { login: Duration::from_secs(3), replacement: Some(Duration::from_secs(20)), ..Timeouts::default() },
+    }
+}
+
+async fn read_once(s: &Session) -> Result<lunlink_engine::Completion, lunlink_engine::CommandError> {
+    let mut buf = vec![0u8; 4096];
+    let cdb = [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0];
+    tokio::time::timeout(Duration::from_secs(30), s.execute(lunlink_proto::lun::encode(1), &cdb, DataBuf::In(&mut buf)))
+        .await
+        .expect("command hung")
+}
+
+async fn wait_logged_in(s: &Session) {
+    let start = std::time::Instant::now();
+    while s.link_state() != LinkState::LoggedIn {
+        assert!(start.elapsed() < Duration::from_secs(30), "session did not come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_fake_target_works() {
+    let portal = fake_target(Misbehave::Good).await;
+    let s = Session::login(config(&portal)).await.unwrap();
+    assert_eq!(s.info().tsih, 7);
+    assert!(read_once(&s).await.unwrap().is_good());
+    s.logout().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_beyond_the_buffer_fails_that_command_only() {
+    let portal = fake_target(Misbehave::DataBeyondBuffer).await;
+    let s = Session::login(config(&portal)).await.unwrap();
+    let e = read_once(&s).await.unwrap_err();
+    assert!(e.to_string().contains("exceeds"), "{e}");
+    assert_eq!(s.link_state(), LinkState::LoggedIn);
+    assert!(read_once(&s).await.unwrap().is_good(), "the session goes on");
+    s.logout().await.unwrap();
+}
+
+async fn connection_level_fault(how: Misbehave) {
+    let portal = fake_target(how).await;
+    let s = Session::login(config(&portal)).await.unwrap();
+    // The first command meets the fault: the connection is dropped, the session reinstated,
+    // and the command sent again on the new connection, where it succeeds.
+    let r = read_once(&s).await;
+    assert!(r.is_ok(), "command after recovery: {r:?}");
+    wait_logged_in(&s).await;
+    assert!(read_once(&s).await.unwrap().is_good());
+    s.logout().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_for_an_unknown_task_drops_and_recovers() {
+    connection_level_fault(Misbehave::UnknownTask).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bytes_drop_and_recover() {
+    connection_level_fault(Misbehave::Garbage).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_data_segment_drops_and_recovers() {
+    connection_level_fault(Misbehave::HugeSegment).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_login_times_out() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let portal = l.local_addr().unwrap().to_string();
+    // Accepts and never answers.
+    let _keep = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            conns.push(s);
+        }
+    });
+    let start = std::time::Instant::now();
+    let e = Session::login(config(&portal)).await.unwrap_err();
+    assert!(matches!(e, EngineError::Timeout(..)), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_closing_during_login_is_a_clear_error() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let portal = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut b = [0u8; 48];
+            let _ = s.read_exact(&mut b).await;
+            drop(s);
+        }
+    });
+    let e = Session::login(config(&portal)).await.unwrap_err();
+    assert!(e.to_string().contains("closed") || e.to_string().contains("reset"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_always_kills_the_connection_fails_instead_of_looping() {
+    let portal = fake_target_with(Misbehave::Garbage, true).await;
+    let s = Session::login(config(&portal)).await.unwrap();
+    let e = read_once(&s).await.unwrap_err();
+    assert!(e.to_string().contains("gave up"), "{e}");
+    s.logout().await.unwrap();
+}

@@ -83,6 +83,12 @@ impl Shared {
         }
     }
 
+    /// Refuses new commands from now on; those already accepted go on.
+    pub fn refuse_new(&self) {
+        let _q = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
     pub fn set_link(&self, st: LinkState) {
         let _q = self.submit.lock().unwrap_or_else(|e| e.into_inner());
         self.link.store(st as u8, Ordering::Release);
@@ -208,7 +214,7 @@ impl Default for Xfer {
 /// connection and reinstate the session).
 #[derive(Debug, Clone, Copy)]
 enum Escalation {
-    Abort { idx: u16, task_itt: u32, tmf_itt: u32, deadline: Instant },
+    Abort { idx: u16, task_itt: u32, lun: u64, tmf_itt: u32, deadline: Instant },
     LuReset { idx: u16, task_itt: u32, lun: u64, tmf_itt: u32, deadline: Instant },
 }
 
@@ -269,6 +275,8 @@ struct ConnState {
     drop_time2wait: Option<u16>,
     /// A Task Management Function Response waiting to be acted on by the connection.
     tmf_response: Option<TaskMgmtResponse>,
+    /// A Logout Request went out: nothing else may follow it.
+    logging_out: bool,
 }
 
 enum Wake {
@@ -322,6 +330,7 @@ impl Conn {
                 last_tick: Instant::now(),
                 drop_time2wait: None,
                 tmf_response: None,
+                logging_out: false,
             },
             recv: vec![0; recv_cap],
             rstart: 0,
@@ -356,18 +365,22 @@ impl Conn {
                 return exit;
             }
             let want_write = self.sent < self.send.len();
+            // Only ever move the timer earlier: the NOP deadline follows every read, and a
+            // timer that fires early costs one look at the clock in on_timer.
             let deadline = self.next_deadline().unwrap_or_else(far);
-            if deadline != armed {
+            if deadline < armed {
                 armed = deadline;
                 sleep.as_mut().reset(deadline);
             }
+            // Control and timers first: they are rare, and under sustained I/O the socket
+            // and submissions would otherwise always win and starve them.
             let wake = tokio::select! {
                 biased;
+                c = control.recv(), if control_open => Wake::Control(c),
+                () = &mut sleep => Wake::Timer,
                 r = self.stream.readable() => match r { Ok(()) => Wake::Readable, Err(e) => return ConnExit::failed(e.to_string().into()) },
                 w = self.stream.writable(), if want_write => match w { Ok(()) => Wake::Writable, Err(e) => return ConnExit::failed(e.to_string().into()) },
                 () = self.shared.notify.notified() => Wake::Submitted,
-                c = control.recv(), if control_open => Wake::Control(c),
-                () = &mut sleep => Wake::Timer,
             };
             match wake {
                 Wake::Readable | Wake::Writable | Wake::Submitted => {}
@@ -379,13 +392,12 @@ impl Conn {
                 }
                 Wake::Control(Some(Control::Logout(tx))) => self.start_logout(tx),
                 Wake::Timer => {
-                    // Re-arm even if the deadline did not move, so a passed deadline is not
-                    // taken as pending forever.
-                    armed = far();
-                    sleep.as_mut().reset(armed);
                     if let Err(e) = self.on_timer() {
                         return self.exit_after(e);
                     }
+                    let next = self.next_deadline().unwrap_or_else(far);
+                    armed = next;
+                    sleep.as_mut().reset(next);
                 }
             }
         }
@@ -397,6 +409,12 @@ impl Conn {
         if let Some(exit) = self.st.logout_reason.take() {
             return exit;
         }
+        // The connection broke while our logout was under way: the session is over all the
+        // same; do not reinstate it behind the caller's back.
+        if let Some(tx) = self.st.logout.take() {
+            let _ = tx.send(Ok(()));
+            return ConnExit::LoggedOut;
+        }
         let time2wait = self.st.drop_time2wait.map(|s| Duration::from_secs(u64::from(s)));
         ConnExit::Failed { reason: e, time2wait }
     }
@@ -404,13 +422,19 @@ impl Conn {
     /// One turn: issue what may be issued, write, read and handle what arrived.
     fn turn(&mut self) -> Result<(), Arc<str>> {
         // Several rounds, because handling input (R2T, window updates) can make more output.
-        for _ in 0..4 {
+        for _ in 0..8 {
             self.take_submissions();
             self.issue();
             self.flush().map_err(|e| Arc::from(format!("write failed: {e}")))?;
             if !self.read_and_handle()? {
-                break;
+                return Ok(());
             }
+        }
+        // Out of rounds with input just handled: make sure what it unblocked is not left
+        // waiting for an unrelated wakeup.
+        let issuable = !self.st.data_out.is_empty() || (!self.st.pending.is_empty() && self.st.window.is_open());
+        if issuable && !self.st.logging_out {
+            self.shared.notify.notify_one();
         }
         Ok(())
     }
@@ -427,6 +451,10 @@ impl Conn {
     /// Builds Data-Out sequences first (they unblock commands the target already holds), then
     /// new commands while the CmdSN window and the send buffer allow.
     fn issue(&mut self) {
+        // No new requests on a connection being logged out (RFC 7143 §11.14).
+        if self.st.logging_out {
+            return;
+        }
         while self.send_room() {
             let Some(mut w) = self.st.data_out.pop_front() else { break };
             self.build_data_out(&mut w);
@@ -443,6 +471,9 @@ impl Conn {
     fn issue_command(&mut self, idx: u16) {
         let slots = &self.shared.slots;
         let mut s = slots.lock(idx);
+        if s.state != State::Queued {
+            return; // settled meanwhile (session closing)
+        }
         if s.abandoned {
             drop(s);
             slots.release(idx);
@@ -529,23 +560,12 @@ impl Conn {
                 data_sn: w.data_sn,
                 buffer_offset: w.offset,
             };
-            let data: &[u8] = if s.abandoned {
-                // Nobody will look at the outcome; keep the protocol going with zeroes.
-                &ZEROES[..(n as usize).min(ZEROES.len())]
-            } else {
-                // SAFETY: slot locked, not abandoned; offset/end were checked against the length.
-                unsafe { std::slice::from_raw_parts(s.buf.ptr.add(w.offset as usize), n as usize) }
-            };
-            if data.len() < n as usize {
-                // Abandoned and larger than our zero page: send in pieces.
-                let n2 = u32::try_from(data.len()).unwrap_or(0);
-                let hdr = DataOut { final_: w.offset + n2 == w.end, ..hdr };
-                encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
-                w.offset += n2;
-            } else {
-                encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
-                w.offset += n;
-            }
+            // SAFETY: the slot is locked and Sent: `buf` is the caller's live buffer, or the
+            // slot's own copy of it when the caller gave up (see SlotGuard); offset..end was
+            // checked against its length when the work was queued.
+            let data = unsafe { std::slice::from_raw_parts(s.buf.ptr.add(w.offset as usize), n as usize) };
+            encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
+            w.offset += n;
             w.data_sn = w.data_sn.wrapping_add(1);
             self.shared.stats.bytes_written.fetch_add(u64::from(n), Ordering::Relaxed);
         }
@@ -563,6 +583,10 @@ impl Conn {
         }
         if self.sent == self.send.len() {
             self.send.clear();
+            self.sent = 0;
+        } else if self.sent >= SEND_HIGH_WATER {
+            // A slow peer: drop what went out so the buffer cannot grow without bound.
+            self.send.drain(..self.sent);
             self.sent = 0;
         }
         Ok(())
@@ -632,7 +656,8 @@ impl Conn {
         let escalation = self.st.escalation.map(|e| match e {
             Escalation::Abort { deadline, .. } | Escalation::LuReset { deadline, .. } => deadline,
         });
-        let tick = (self.timeouts.command.is_some() && self.st.active > 0).then(|| self.st.last_tick + TIMEOUT_TICK);
+        let tick = (self.timeouts.command.is_some() && self.st.active > 0 && self.st.escalation.is_none())
+            .then(|| self.st.last_tick + TIMEOUT_TICK);
         [ping, escalation, tick].into_iter().flatten().min()
     }
 
@@ -668,9 +693,11 @@ impl Conn {
 
     /// Starts or advances the escalation for commands past the command timeout.
     fn check_escalation(&mut self, now: Instant) -> Result<(), Arc<str>> {
+        if self.st.escalation.is_some() {
+            self.st.last_tick = now;
+        }
         match self.st.escalation {
-            Some(Escalation::Abort { idx, task_itt, deadline, .. }) if now >= deadline => {
-                let lun = self.st.xfer[usize::from(idx)].lun;
+            Some(Escalation::Abort { idx, task_itt, lun, deadline, .. }) if now >= deadline => {
                 tracing::warn!(task = format_args!("0x{task_itt:08x}"), "ABORT TASK timed out: resetting the logical unit");
                 self.send_lu_reset(idx, task_itt, lun, now);
             }
@@ -722,7 +749,8 @@ impl Conn {
             exp_data_sn: 0,
         };
         encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
-        self.st.escalation = Some(Escalation::Abort { idx, task_itt, tmf_itt, deadline: now + self.timeouts.tmf });
+        let lun = x.lun;
+        self.st.escalation = Some(Escalation::Abort { idx, task_itt, lun, tmf_itt, deadline: now + self.timeouts.tmf });
     }
 
     fn send_lu_reset(&mut self, idx: u16, task_itt: u32, lun: u64, now: Instant) {
@@ -746,14 +774,13 @@ impl Conn {
     fn on_tmf_response(&mut self) -> Result<(), Arc<str>> {
         let Some(h) = self.st.tmf_response.take() else { return Ok(()) };
         match self.st.escalation {
-            Some(Escalation::Abort { idx, task_itt, tmf_itt, .. }) if tmf_itt == h.itt => {
+            Some(Escalation::Abort { idx, task_itt, lun, tmf_itt, .. }) if tmf_itt == h.itt => {
                 self.st.escalation = None;
                 // 0: aborted; 1: the target no longer knows the task. Either way it is gone.
                 if h.response == 0 || h.response == 1 {
                     self.fail_task(idx, task_itt, CommandError::Timeout);
                 } else {
                     tracing::warn!("ABORT TASK refused ({}): resetting the logical unit", h.describe());
-                    let lun = self.st.xfer[usize::from(idx)].lun;
                     self.send_lu_reset(idx, task_itt, lun, Instant::now());
                 }
                 Ok(())
@@ -789,6 +816,9 @@ impl Conn {
         self.st.data_out.retain(|w| w.idx != idx);
         self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         let mut s = self.shared.slots.lock(idx);
+        if s.state != State::Sent {
+            return;
+        }
         if s.finish(Some(err)) {
             drop(s);
             self.shared.slots.release(idx);
@@ -801,11 +831,24 @@ impl Conn {
         x.itt = RESERVED_TAG;
         self.st.active = self.st.active.saturating_sub(1);
         self.st.data_out.retain(|w| w.idx != idx);
-        self.shared.slots.lock(idx).state = State::Queued;
+        {
+            let mut s = self.shared.slots.lock(idx);
+            s.state = State::Queued;
+            // A new tag, so that a late PDU of the reset task never matches the reissue.
+            s.bump_generation(idx);
+        }
         self.st.pending.push_front(idx);
     }
 
     fn start_logout(&mut self, tx: oneshot::Sender<Result<(), String>>) {
+        if let Some(old) = self.st.logout.replace(tx) {
+            let _ = old.send(Err("another logout took over".into()));
+        }
+        if self.st.logging_out {
+            // A logout (the target's wish) is already on its way: its answer ends the session.
+            return;
+        }
+        self.st.logging_out = true;
         let hdr = LogoutRequest {
             immediate: true,
             reason: LogoutReason::CloseSession,
@@ -815,11 +858,8 @@ impl Conn {
             exp_stat_sn: self.st.exp_stat_sn,
         };
         encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
-        self.st.logout = Some(tx);
     }
 }
-
-static ZEROES: [u8; 64 * 1024] = [0; 64 * 1024];
 
 
 impl ConnState {
@@ -849,7 +889,7 @@ impl ConnState {
     ) -> Result<(), Arc<str>> {
         match header {
             Header::DataIn(h) => self.on_data_in(shared, &h, data),
-            Header::ScsiResponse(h) => self.on_response(shared, &h, data),
+            Header::ScsiResponse(h) => self.on_response(shared, events, &h, data),
             Header::R2t(h) => self.on_r2t(shared, params, &h),
             Header::NopIn(h) => {
                 self.on_nop_in(send, digests, &h);
@@ -865,8 +905,13 @@ impl ConnState {
                         Ok(())
                     }
                     AsyncEvent::LogoutRequested => {
-                        // Log out now rather than wait out Parameter3 (§11.9.1).
+                        // Log out now rather than wait out Parameter3 (§11.9.1); the
+                        // supervisor logs in again and resends what was outstanding.
                         let _ = events.send(SessionEvent::TargetRequestedLogout);
+                        if self.logging_out {
+                            return Ok(());
+                        }
+                        self.logging_out = true;
                         let hdr = LogoutRequest {
                             immediate: true,
                             reason: LogoutReason::CloseSession,
@@ -931,8 +976,11 @@ impl ConnState {
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         let end = h.buffer_offset.checked_add(len);
         let mut s = shared.slots.lock(idx);
+        if s.state != State::Sent || s.itt(idx) != h.itt {
+            return Err(format!("Data-In for task 0x{:08x}, which is not outstanding", h.itt).into());
+        }
         match end {
-            Some(end) if end <= x.len && s.dir == Dir::Read => {
+            Some(end) if end <= x.len && (s.dir == Dir::Read || data.is_empty()) => {
                 if !s.abandoned && !data.is_empty() {
                     // SAFETY: slot locked and not abandoned: the caller's buffer is alive, and
                     // offset..end lies inside it (x.len is its length).
@@ -955,6 +1003,9 @@ impl ConnState {
             s.status = h.status;
             s.residual_under = if h.underflow { h.residual } else { 0 };
             s.residual_over = if h.overflow { h.residual } else { 0 };
+            if h.status == 0 && !h.underflow && x.moved < x.len {
+                s.residual_under = x.len - x.moved;
+            }
             s.sense_len = 0;
             let err = x.error.take();
             x.itt = RESERVED_TAG;
@@ -970,12 +1021,22 @@ impl ConnState {
         Ok(())
     }
 
-    fn on_response(&mut self, shared: &Shared, h: &ScsiResponse, data: &[u8]) -> Result<(), Arc<str>> {
+    fn on_response(
+        &mut self,
+        shared: &Shared,
+        events: &broadcast::Sender<SessionEvent>,
+        h: &ScsiResponse,
+        data: &[u8],
+    ) -> Result<(), Arc<str>> {
         self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
         self.stat_sn(h.stat_sn);
         let Some(idx) = self.lookup(shared, h.itt) else {
             return Err(format!("SCSI Response for unknown task 0x{:08x}", h.itt).into());
         };
+        let mut s = shared.slots.lock(idx);
+        if s.state != State::Sent || s.itt(idx) != h.itt {
+            return Err(format!("SCSI Response for task 0x{:08x}, which is not outstanding", h.itt).into());
+        }
         let x = &mut self.xfer[usize::from(idx)];
         let mut err = x.error.take();
         x.itt = RESERVED_TAG;
@@ -983,20 +1044,32 @@ impl ConnState {
         if h.response != 0 {
             err.get_or_insert(CommandError::TargetFailure(h.response));
         }
-        let mut s = shared.slots.lock(idx);
         s.status = h.status;
         s.residual_under = if h.underflow { h.residual } else { 0 };
         s.residual_over = if h.overflow { h.residual } else { 0 };
+        if s.dir == Dir::Read && h.status == 0 && !h.underflow && x.moved < x.len {
+            // GOOD without the U bit, yet data missing: report it rather than pass stale
+            // buffer contents off as read.
+            s.residual_under = x.len - x.moved;
+        }
         let sense = ScsiResponse::sense(data);
         let n = sense.len().min(SENSE_MAX);
         s.sense[..n].copy_from_slice(&sense[..n]);
         s.sense_len = u8::try_from(n).unwrap_or(0);
+        let lun = s.lun;
         if err.is_some() || h.status != 0 {
             shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
         if s.finish(err) {
             drop(s);
             shared.slots.release(idx);
+        } else {
+            drop(s);
+        }
+        // Unit attentions (LUN inventory or capacity changed, reset, ...) are news for the
+        // session's owner even though the caller will simply retry the command.
+        if h.status == 2 && lunlink_scsi::Sense::parse(sense).is_ok_and(|x| x.is_unit_attention()) {
+            let _ = events.send(SessionEvent::UnitAttention { lun, sense: sense.to_vec() });
         }
         Ok(())
     }
@@ -1008,9 +1081,14 @@ impl ConnState {
         };
         let x = &self.xfer[usize::from(idx)];
         let end = h.buffer_offset.checked_add(h.desired_len);
+        let is_write = shared.slots.lock(idx).dir == Dir::Write;
+        if !is_write || h.ttt == RESERVED_TAG {
+            return Err(format!("R2T for task 0x{:08x}, which is not a write in progress", h.itt).into());
+        }
+        // §11.8.5: DesiredDataTransferLength never exceeds MaxBurstLength.
         match end {
-            Some(end) if end <= x.len && h.desired_len > 0 && h.desired_len <= params.max_burst_length.max(h.desired_len) => {
-                let lun = shared.slots.lock(idx).lun;
+            Some(end) if end <= x.len && h.desired_len > 0 && h.desired_len <= params.max_burst_length => {
+                let lun = x.lun;
                 self.data_out.push_back(DataOutWork {
                     idx,
                     itt: h.itt,
@@ -1055,21 +1133,28 @@ impl ConnState {
         self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
         self.stat_sn(h.stat_sn);
         let itt = Reject::rejected_itt(data).unwrap_or(RESERVED_TAG);
-        if let Some(idx) = self.lookup(shared, itt) {
+        // Only a rejected SCSI Command ends the command; a rejected Data-Out (e.g. a data
+        // digest error) leaves the task open at the target, which at ErrorRecoveryLevel 0
+        // only a new connection clears.
+        let rejected_command = data.first().is_some_and(|op| op & 0x3f == 0x01);
+        if h.reason == 0x02 || (!rejected_command && self.lookup(shared, itt).is_some()) {
+            return Err(format!("the target rejected a PDU of task 0x{itt:08x}: {}", h.describe()).into());
+        }
+        if let Some(idx) = self.lookup(shared, itt).filter(|_| rejected_command) {
             // At ErrorRecoveryLevel 0 a rejected command never completes otherwise (§7.2).
             let x = &mut self.xfer[usize::from(idx)];
             x.itt = RESERVED_TAG;
             self.active = self.active.saturating_sub(1);
             shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             let mut s = shared.slots.lock(idx);
+            if s.state != State::Sent {
+                return Ok(());
+            }
             if s.finish(Some(CommandError::Rejected(h.describe()))) {
                 drop(s);
                 shared.slots.release(idx);
             }
             return Ok(());
-        }
-        if h.reason == 0x02 {
-            return Err("the target reported a data digest error".into());
         }
         tracing::warn!(reason = h.describe(), "target rejected a PDU");
         Ok(())

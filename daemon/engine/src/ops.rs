@@ -22,6 +22,8 @@ pub enum ScsiOpError {
     Data(#[from] DataError),
     #[error("invalid request: {0}")]
     Invalid(&'static str),
+    #[error("the target moved {missing} bytes fewer than asked and reported success")]
+    ShortTransfer { missing: u32 },
 }
 
 impl ScsiOpError {
@@ -61,8 +63,13 @@ pub struct LunInfo {
 
 impl Session {
     async fn run_once(&self, lun_no: u16, c: &Cdb, data: DataBuf<'_>) -> Result<(), ScsiOpError> {
+        let full = !matches!(data, DataBuf::None);
         let done = self.execute(lun::encode(lun_no), c.as_slice(), data).await?;
         ScsiError::check(done.status, done.sense())?;
+        // Block reads and writes move exactly what they ask for; anything less is a fault.
+        if full && done.residual_under != 0 {
+            return Err(ScsiOpError::ShortTransfer { missing: done.residual_under });
+        }
         Ok(())
     }
 

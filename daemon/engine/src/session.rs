@@ -80,6 +80,9 @@ pub enum LinkState {
 pub enum SessionEvent {
     /// A SCSI asynchronous event (e.g. REPORTED LUNS DATA HAS CHANGED), with its sense data.
     ScsiAsync { lun: u64, sense: Vec<u8> },
+    /// A command met a unit attention (SPC-4 §5.14): e.g. 3f/0e REPORTED LUNS DATA HAS
+    /// CHANGED, 2a/09 CAPACITY DATA HAS CHANGED. The command itself is retried by the caller.
+    UnitAttention { lun: u64, sense: Vec<u8> },
     /// The target asked for a logout; the engine performs it and logs in again.
     TargetRequestedLogout,
     /// The connection state changed (lost, reestablished, replacement timeout expired).
@@ -466,6 +469,9 @@ impl Session {
         if !self.is_open() {
             return Ok(());
         }
+        // New commands are refused at once; those in flight finish or fail when the
+        // connection task ends (it alone settles them, so no PDU can race a settled slot).
+        self.inner.shared.refuse_new();
         let (tx, rx) = oneshot::channel();
         if self.inner.control.send(Control::Logout(tx)).await.is_err() {
             return Ok(()); // the connection task is already gone
@@ -474,11 +480,7 @@ impl Session {
         match tokio::time::timeout(t, rx).await {
             Err(_) => Err(EngineError::Timeout("logout", t)),
             Ok(Err(_)) => Ok(()), // connection ended meanwhile: nothing is left to log out of
-            Ok(Ok(r)) => {
-                // Commands are refused from now on, not only once the connection task ends.
-                self.inner.shared.close(&CommandError::SessionClosed);
-                r.map_err(EngineError::Logout)
-            }
+            Ok(Ok(r)) => r.map_err(EngineError::Logout),
         }
     }
 }
@@ -501,7 +503,16 @@ impl Drop for SlotGuard<'_> {
                 true
             } else {
                 // The connection task frees it when the outcome arrives, and never touches the
-                // buffer again from now on.
+                // caller's buffer again from now on. A write the target may still ask data
+                // for keeps going from a copy (allocated only here, on cancellation): sending
+                // anything else would put garbage on the disk.
+                if s.dir == Dir::Write && s.state == State::Sent && s.buf.len > 0 {
+                    // SAFETY: the caller's buffer is still borrowed by the future being dropped.
+                    let copy: Box<[u8]> = unsafe { std::slice::from_raw_parts(s.buf.ptr, s.buf.len) }.into();
+                    let mut copy = copy;
+                    s.buf = RawBuf { ptr: copy.as_mut_ptr(), len: copy.len() };
+                    s.owned = Some(copy);
+                }
                 s.abandoned = true;
                 s.waker = None;
                 false

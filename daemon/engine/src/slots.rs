@@ -61,6 +61,9 @@ pub(crate) struct SlotInner {
     pub buf: RawBuf,
     /// How often the command was sent again after a connection loss.
     pub reissues: u8,
+    /// The slot's own copy of a write's data, made when the caller gave up on a write the
+    /// target is still taking (see SlotGuard); `buf` then points into it.
+    pub owned: Option<Box<[u8]>>,
     // Outcome.
     pub status: u8,
     pub residual_under: u32,
@@ -82,6 +85,7 @@ impl SlotInner {
             dir: Dir::None,
             buf: RawBuf::EMPTY,
             reissues: 0,
+            owned: None,
             status: 0,
             residual_under: 0,
             residual_over: 0,
@@ -89,6 +93,14 @@ impl SlotInner {
             sense_len: 0,
             error: None,
             waker: None,
+        }
+    }
+
+    /// Moves to a new Initiator Task Tag, never the reserved 0xffffffff.
+    pub fn bump_generation(&mut self, idx: u16) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.itt(idx) == lunlink_proto::pdu::RESERVED_TAG {
+            self.generation = self.generation.wrapping_add(1);
         }
     }
 
@@ -154,11 +166,8 @@ impl Slots {
             s.buf = RawBuf::EMPTY;
             s.waker = None;
             s.error = None;
-            // Never hand out the reserved tag 0xffffffff.
-            s.generation = s.generation.wrapping_add(1);
-            if s.itt(idx) == lunlink_proto::pdu::RESERVED_TAG {
-                s.generation = s.generation.wrapping_add(1);
-            }
+            s.owned = None;
+            s.bump_generation(idx);
         }
         self.free.lock().unwrap_or_else(|e| e.into_inner()).push(idx);
         self.sem.add_permits(1);

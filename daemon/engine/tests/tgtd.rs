@@ -267,3 +267,36 @@ async fn commands_wait_for_a_small_cmdsn_window() {
     }
     within(s.logout()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_lun_is_announced_as_a_unit_attention_event() {
+    let t = Tgtd::start();
+    t.add_target(1, "iqn.2024-01.test:ua").unwrap();
+    t.add_lun_file(1, 1, 1 << 20).unwrap();
+    t.bind_all(1).unwrap();
+    let s = within(Session::login(config(&t, "iqn.2024-01.test:ua", Auth::None, Offer::default()))).await.unwrap();
+    within(s.test_unit_ready(1)).await.unwrap();
+    let mut events = s.subscribe();
+    // tgtd reports REPORTED LUNS DATA HAS CHANGED (3f/0e) to the other LUNs' next command.
+    t.add_lun_file(1, 2, 1 << 20).unwrap();
+    within(s.test_unit_ready(1)).await.unwrap();
+    let got = within(async {
+        loop {
+            match events.recv().await.unwrap() {
+                lunlink_engine::SessionEvent::UnitAttention { sense, .. } => {
+                    let sense = lunlink_scsi::Sense::parse(&sense).unwrap();
+                    if sense.is_reported_luns_changed() {
+                        break true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(got);
+    let mut luns = within(s.report_luns()).await.unwrap();
+    luns.sort();
+    assert_eq!(luns, [0, 1, 2]);
+    within(s.logout()).await.unwrap();
+}

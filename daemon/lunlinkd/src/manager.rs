@@ -922,7 +922,7 @@ impl Manager {
                             m.emit(Change::SessionChanged(sid));
                         }
                     }
-                    SessionEvent::ScsiAsync { sense, .. } => {
+                    SessionEvent::ScsiAsync { sense, .. } | SessionEvent::UnitAttention { sense, .. } => {
                         let rescan = lunlink_scsi::Sense::parse(&sense)
                             .is_ok_and(|s| s.is_reported_luns_changed());
                         if rescan {

@@ -181,19 +181,38 @@ impl Drop for Background {
 
 #[test]
 fn failing_ios_are_counted_and_the_run_goes_on() {
-    let t = Tgtd::start_with(&[TargetSpec::new(1, NULL_IQN).null_lun(1)]);
-    let mut b = Background::start(&t, NULL_IQN, &["--pattern", "randread", "--qd", "4", "--seconds", "4"]);
+    let t = Tgtd::start_with(&[TargetSpec::new(1, FILE_IQN).file_lun(1, 64 << 20)]);
+    let readonly = |on: &str| {
+        t.tgtadm(&[
+            "--op",
+            "update",
+            "--mode",
+            "logicalunit",
+            "--tid",
+            "1",
+            "--lun",
+            "1",
+            "--params",
+            &format!("readonly={on}"),
+        ])
+        .unwrap();
+    };
+    let mut b = Background::start(&t, FILE_IQN, &["--pattern", "randwrite", "--qd", "4", "--seconds", "4", "--verify"]);
     b.wait_for("lunlink-bench: running", RUN_LIMIT);
-    // An offline LU answers NOT READY: every IO fails until it is back.
-    t.lun_online(1, 1, false).unwrap();
+    // A write-protected LU answers DATA PROTECT: every write fails until it is writable again.
+    readonly("1");
     b.wait_for("failed: ", Duration::from_secs(30));
-    t.lun_online(1, 1, true).unwrap();
+    readonly("0");
     b.wait_for("IOs succeed again", Duration::from_secs(30));
     let (code, j, err) = b.finish(RUN_LIMIT);
     assert_eq!(code, 3, "{j}\n{err}");
-    assert!(num(&j, "errors") > 0.0, "{j}");
-    assert!(num(&j, "ios") > 0.0, "IOs after the LU came back count: {j}");
-    assert!(err.contains("NOT READY"), "the failure says why: {err}");
+    assert!(num(&j, "io_errors") > 0.0, "{j}");
+    assert!(num(&j, "ios") > 0.0, "{j}");
+    assert!(err.contains("DATA PROTECT"), "the failure says why: {err}");
+    // Blocks whose last write failed are not checked; every other one must read back intact.
+    let v = &j["verify"];
+    assert_eq!(num(v, "mismatches"), 0.0, "{j}\n{err}");
+    assert!(num(v, "checked") > 0.0, "{j}");
 }
 
 #[test]

@@ -95,6 +95,11 @@ fn settings(dict: &OptionsDict, call: Call) -> Result<(Settings, Options), Error
     Ok((s, o))
 }
 
+/// A `u` value: the API fixes these parameters' D-Bus type whatever the engine's type is.
+fn ov_u(v: u32) -> OwnedValue {
+    ov(v)
+}
+
 fn ov<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
     OwnedValue::try_from(v.into()).expect("basic values convert to owned values")
 }
@@ -342,13 +347,13 @@ impl SessionIface {
         m.insert("FirstBurstLength".into(), ov(p.first_burst_length));
         m.insert("InitialR2T".into(), ov(p.initial_r2t));
         m.insert("ImmediateData".into(), ov(p.immediate_data));
-        m.insert("MaxOutstandingR2T".into(), ov(u32::from(p.max_outstanding_r2t)));
-        m.insert("DefaultTime2Wait".into(), ov(u32::from(p.default_time2wait)));
-        m.insert("DefaultTime2Retain".into(), ov(u32::from(p.default_time2retain)));
+        m.insert("MaxOutstandingR2T".into(), ov_u(p.max_outstanding_r2t));
+        m.insert("DefaultTime2Wait".into(), ov_u(p.default_time2wait));
+        m.insert("DefaultTime2Retain".into(), ov_u(p.default_time2retain));
         m.insert("DataPDUInOrder".into(), ov(p.data_pdu_in_order));
         m.insert("DataSequenceInOrder".into(), ov(p.data_sequence_in_order));
-        m.insert("ErrorRecoveryLevel".into(), ov(u32::from(p.error_recovery_level)));
-        m.insert("MaxConnections".into(), ov(u32::from(p.max_connections)));
+        m.insert("ErrorRecoveryLevel".into(), ov_u(u32::from(p.error_recovery_level)));
+        m.insert("MaxConnections".into(), ov_u(p.max_connections));
         Ok(m)
     }
     #[zbus(property)]

@@ -1176,7 +1176,13 @@ impl Manager {
 
 /// Parses a portal argument ("host", "host:port", "[v6]:port"), default port 3260.
 pub fn parse_portal(s: &str) -> Result<Portal, DaemonError> {
-    s.parse::<Portal>()
+    // The strict rules of node records first: the engine's parser is lenient the way targets'
+    // TargetAddress values need (an unbracketed IPv6 address means port 3260), which would
+    // turn a person's "fe80::1:3260" into another host.
+    let canonical = crate::nodes::normalize_portal(s)
+        .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
+    canonical
+        .parse::<Portal>()
         .map_err(|e| DaemonError::InvalidArgument(format!("invalid portal {s:?}: {e}")))
 }
 

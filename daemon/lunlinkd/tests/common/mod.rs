@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use lunlink_dbus::zbus::Connection;
 use lunlink_dbus::zvariant::{OwnedObjectPath, Value};
 use lunlink_dbus::{BusChoice, LunProxy, ManagerProxy, NodeProxy, SessionProxy};
-use lunlink_tests::{poll_until, wait_until, Bus};
+use lunlink_tests::{poll_until, run_with_timeout, wait_until, Bus};
 
 /// Longest any single async step of a test may take.
 pub const STEP_LIMIT: Duration = Duration::from_secs(60);
@@ -110,17 +110,22 @@ impl Drop for Daemon {
     }
 }
 
+/// Longest a lunlinkctl run may take before the test fails (instead of hanging).
+pub const CTL_LIMIT: Duration = Duration::from_secs(60);
+
+#[track_caller]
 pub fn ctl(bus: &Bus, args: &[&str]) -> Output {
-    Command::new(ctl_path())
-        .args(["--bus", bus.address()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lunlinkctl")
+    let out = run_with_timeout(Command::new(ctl_path()).args(["--bus", bus.address()]).args(args), CTL_LIMIT)
+        .expect("run lunlinkctl");
+    let Some(status) = out.status else {
+        panic!("lunlinkctl {args:?} did not finish within {CTL_LIMIT:?}: {}", out.describe());
+    };
+    Output { status, stdout: out.stdout.into_bytes(), stderr: out.stderr.into_bytes() }
 }
 
+#[track_caller]
 pub fn ctl_stdin(bus: &Bus, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let mut c = Command::new(ctl_path())
         .args(["--bus", bus.address()])
         .args(args)
@@ -130,7 +135,21 @@ pub fn ctl_stdin(bus: &Bus, args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("run lunlinkctl");
     c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    c.wait_with_output().unwrap()
+    let mut status = None;
+    // lunlinkctl prints a line or two, far below a pipe's capacity: reading after exit is safe.
+    let done = poll_until(Instant::now() + CTL_LIMIT, || {
+        status = c.try_wait().unwrap();
+        status.is_some()
+    });
+    if !done {
+        let _ = c.kill();
+        let _ = c.wait();
+        panic!("lunlinkctl {args:?} did not finish within {CTL_LIMIT:?}");
+    }
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    c.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+    c.stderr.take().unwrap().read_to_end(&mut stderr).unwrap();
+    Output { status: status.unwrap(), stdout, stderr }
 }
 
 pub fn ok(o: &Output) -> String {

@@ -6,3 +6,4 @@ pub mod initiator_name;
 pub mod manager;
 pub mod nodes;
 pub mod dbus_api;
+pub mod device;

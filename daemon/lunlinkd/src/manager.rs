@@ -302,8 +302,8 @@ impl State {
     }
 }
 
-/// Why there is no block device yet for a LUN (until the device layer lands).
-const NO_DEVICE_LAYER: &str = "block devices are not supported by this build yet";
+/// DeviceError of a LUN while its block device is being made.
+const DEVICE_CREATING: &str = "the block device is being created";
 
 pub struct Manager {
     config: Config,
@@ -311,6 +311,8 @@ pub struct Manager {
     store: NodeStore,
     state: Mutex<State>,
     changes: mpsc::UnboundedSender<Change>,
+    /// The ublk block devices of disk LUNs (device.rs).
+    devices: crate::device::DeviceManager,
     /// How many changes were sent, so the adaptor can reply only once it mirrored them all.
     emitted: std::sync::atomic::AtomicU64,
     /// `<state-dir>/default-auth.toml`.
@@ -364,12 +366,14 @@ impl Manager {
             );
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let devices = crate::device::DeviceManager::new(crate::device::DeviceConfig::from_config(&config.devices));
         let m = Arc::new(Manager {
             config,
             initiator_name,
             store,
             state: Mutex::new(state),
             changes: tx,
+            devices,
             emitted: std::sync::atomic::AtomicU64::new(0),
             defaults_path,
             defaults_write: tokio::sync::Mutex::new(()),
@@ -1041,6 +1045,14 @@ impl Manager {
 
     /// Logs out. Refuses while a device of the session is in use unless `force`.
     pub async fn logout(&self, sid: SessionId, force: bool) -> Result<(), DaemonError> {
+        if !force {
+            let luns = self.lock().sessions.get(&sid).map(|e| e.luns.clone()).unwrap_or_default();
+            if let Err(e) = self.devices.check_in_use(&luns).await {
+                return Err(DaemonError::InUse(format!(
+                    "{e} (log out with force to remove the device anyway)"
+                )));
+            }
+        }
         let session = {
             let mut st = self.lock();
             let e = st
@@ -1055,8 +1067,13 @@ impl Manager {
             e.state = SessionState::LoggingOut;
             e.session.clone()
         };
-        let _ = force; // no block devices yet, so nothing can be in use
         self.emit(Change::SessionChanged(sid));
+        // Devices first: their IO in flight and the dirty pages the kernel writes back when a
+        // disk goes away still need the session.
+        let luns = self.lock().sessions.get(&sid).map(|e| e.luns.clone()).unwrap_or_default();
+        for l in luns {
+            self.devices.detach(l).await;
+        }
         let result = session.logout().await;
         if let Err(e) = &result {
             tracing::warn!(session = sid, "logout was not clean: {e}");
@@ -1081,6 +1098,7 @@ impl Manager {
             }
             (e.luns, e.node)
         };
+        self.devices.detach_later(luns.clone());
         for l in luns {
             self.emit(Change::LunRemoved(l));
         }
@@ -1129,6 +1147,7 @@ impl Manager {
                         e.luns.retain(|l| l != id);
                     }
                 }
+                self.devices.detach(*id).await;
                 self.emit(Change::LunRemoved(*id));
             }
         }
@@ -1153,13 +1172,17 @@ impl Manager {
                     return Ok(());
                 }
                 let id = st.id();
+                let device_error = match self.devices.availability() {
+                    Ok(()) => DEVICE_CREATING.to_owned(),
+                    Err(e) => e.to_string(),
+                };
                 st.luns.insert(
                     id,
                     LunEntry {
                         session: sid,
-                        info,
+                        info: info.clone(),
                         device: String::new(),
-                        device_error: NO_DEVICE_LAYER.into(),
+                        device_error,
                     },
                 );
                 if let Some(e) = st.sessions.get_mut(&sid) {
@@ -1168,6 +1191,29 @@ impl Manager {
                 id
             };
             self.emit(Change::LunAdded(id));
+            if self.devices.availability().is_ok() {
+                let (device, device_error) = match self.devices.attach(id, &session, &info).await {
+                    Ok(path) => (path, String::new()),
+                    Err(e) => {
+                        tracing::warn!(session = sid, lun = n, "no block device: {e}");
+                        (String::new(), e.to_string())
+                    }
+                };
+                let kept = match self.lock().luns.get_mut(&id) {
+                    Some(l) => {
+                        l.device = device;
+                        l.device_error = device_error;
+                        true
+                    }
+                    None => false,
+                };
+                if kept {
+                    self.emit(Change::LunChanged(id));
+                } else {
+                    // The session went away meanwhile.
+                    self.devices.detach(id).await;
+                }
+            }
         }
         self.emit(Change::SessionChanged(sid));
         Ok(())

@@ -18,6 +18,36 @@ use lunlink_engine::{Auth, Digest, Offer, Portal};
 /// Exit status when the run completed but IOs failed or --verify found mismatches.
 const EXIT_IO_ERRORS: u8 = 3;
 
+/// The system allocator, counting allocations so the report can show that the data path makes
+/// none (one relaxed atomic add per allocation).
+struct CountingAlloc;
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        lunlink_bench::run::ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller upholds GlobalAlloc::alloc's contract, which System shares.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        lunlink_bench::run::ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        lunlink_bench::run::ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as above; ptr came from this allocator, i.e. from System.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "lunlink-bench",
@@ -231,6 +261,8 @@ impl Report<'_> {
             "cpu_sys_s": o.cpu_sys.as_secs_f64(),
             "cpu_us_per_io": self.cpu_us_per_io(),
             "cpu_ms_per_mib": self.cpu_ms_per_mib(),
+            "allocs_mid_run": o.allocs_mid_run,
+            "ios_mid_run": o.ios_mid_run,
             "verify": verify,
         })
     }
@@ -280,6 +312,10 @@ impl Report<'_> {
             self.cpu_us_per_io(),
             self.cpu_ms_per_mib(),
             self.cpu() / self.secs() * 100.0
+        );
+        s += &format!(
+            "  allocs   {} heap allocations during the middle half of the run ({} IOs)\n",
+            o.allocs_mid_run, o.ios_mid_run
         );
         if o.stuck > 0 {
             s += &format!("  stuck    {} IOs unanswered at the end (counted in errors)\n", o.stuck);

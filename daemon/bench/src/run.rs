@@ -198,6 +198,10 @@ impl Rng {
     }
 }
 
+/// Heap allocations of the process so far, counted by the binary's global allocator (a
+/// wrapper around the system allocator in `main.rs`); stays 0 where no such wrapper is installed.
+pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
 /// Process CPU time (all threads), user and system.
 pub fn cpu_times() -> (Duration, Duration) {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -230,6 +234,10 @@ pub struct Outcome {
     pub hist: Histogram,
     pub cpu_user: Duration,
     pub cpu_sys: Duration,
+    /// Heap allocations made by the whole process during the middle half of the run, and the
+    /// IOs completed meanwhile (see [`ALLOCATIONS`]).
+    pub allocs_mid_run: u64,
+    pub ios_mid_run: u64,
     pub verify: Option<VerifyOutcome>,
 }
 
@@ -264,6 +272,13 @@ pub async fn run(session: Session, plan: Plan) -> Outcome {
     });
     let handles: Vec<_> =
         (0..plan.qd).zip(&stats).map(|(w, st)| tokio::spawn(worker(sh.clone(), w, st.clone()))).collect();
+    // Allocations in the middle half of the run: the steady state, after every worker and the
+    // connection have set up their buffers, before anything winds down.
+    let total_ios = || stats.iter().map(|s| s.ios.load(Ordering::Relaxed)).sum::<u64>();
+    tokio::time::sleep_until((start + plan.duration / 4).into()).await;
+    let (allocs0, ios0) = (ALLOCATIONS.load(Ordering::Relaxed), total_ios());
+    tokio::time::sleep_until((start + plan.duration * 3 / 4).into()).await;
+    let (allocs1, ios1) = (ALLOCATIONS.load(Ordering::Relaxed), total_ios());
     let stuck = join_or_abandon(handles, sh.end + plan.grace).await;
     let (user1, sys1) = cpu_times();
     let finished = Duration::from_nanos(sh.last_finish_ns.load(Ordering::Relaxed));
@@ -292,6 +307,8 @@ pub async fn run(session: Session, plan: Plan) -> Outcome {
         hist,
         cpu_user: user1.saturating_sub(user0),
         cpu_sys: sys1.saturating_sub(sys0),
+        allocs_mid_run: allocs1.saturating_sub(allocs0),
+        ios_mid_run: ios1.saturating_sub(ios0),
         verify,
     }
 }

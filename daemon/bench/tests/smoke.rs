@@ -57,6 +57,10 @@ fn randread_on_a_null_lu_reports_every_figure() {
     assert!((0.9..5.0).contains(&secs), "{j}");
     assert!((num(&j, "iops") * secs - num(&j, "ios")).abs() < 1.0, "{j}");
     assert_eq!(num(&j, "bytes"), num(&j, "ios") * 4096.0, "{j}");
+    // The data path allocates nothing per IO (a stray allocation now and then, e.g. a timer
+    // wheel level, is tolerated; one per IO is not).
+    assert!(num(&j, "ios_mid_run") > 0.0, "{j}");
+    assert!(num(&j, "allocs_mid_run") * 100.0 < num(&j, "ios_mid_run"), "allocations in the data path: {j}");
 }
 
 #[test]

@@ -140,8 +140,7 @@ fn signals_for_login_and_logout() {
         assert_eq!(props["Target"], Value::from("iqn.2024-01.test:signals"));
         assert_eq!(props["Session"], Value::from(lunlink_dbus::zvariant::ObjectPath::from_static_str_unchecked("/")));
 
-        let n = node(&conn, &node_path).await;
-        let mut node_session = n.receive_session_changed().await;
+        let mut node_session = node_watching(&conn, &node_path).await.receive_session_changed().await;
 
         // Login: Session and LUN objects are added, and the node points at the session.
         let s = m.login("iqn.2024-01.test:signals", "", &no_opts()).await.unwrap();

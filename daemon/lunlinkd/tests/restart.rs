@@ -44,7 +44,8 @@ fn default_auth_is_kept_across_restarts_and_never_read_back() {
         let e = m.discover(&tgt.portal(), &no_opts()).await.unwrap_err();
         assert!(matches!(e, lunlink_dbus::Error::AuthenticationFailed(_)), "{e:?}");
 
-        let mut user_changed = m.receive_default_username_changed().await;
+        let watching = manager_watching(&conn).await;
+        let mut user_changed = watching.receive_default_username_changed().await;
         let session_creds = opts(&[("username", Value::from(USER)), ("password", Value::from(SECRET))]);
         m.set_default_auth("session", &session_creds).await.unwrap();
         let disc_creds = opts(&[("username", Value::from(DISC_USER)), ("password", Value::from(DISC_SECRET))]);

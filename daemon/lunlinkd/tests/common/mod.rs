@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use lunlink_dbus::zbus::proxy::CacheProperties;
 use lunlink_dbus::zbus::Connection;
 use lunlink_dbus::zvariant::{OwnedObjectPath, Value};
 use lunlink_dbus::{BusChoice, LunProxy, ManagerProxy, NodeProxy, SessionProxy};
@@ -181,20 +182,33 @@ pub async fn connect(bus: &Bus) -> Connection {
     BusChoice::Address(bus.address().to_owned()).connect().await.expect("connect to the test bus")
 }
 
+// The proxies below read every property from the daemon. zbus's default proxies answer from
+// a cache that a separate task updates from PropertiesChanged, so right after a call that
+// changed a property they may still hold the old value: fine for a UI, wrong for a test that
+// asserts the daemon's state. `*_watching` proxies keep the cache, for change streams.
+
 pub async fn manager(conn: &Connection) -> ManagerProxy<'static> {
+    ManagerProxy::builder(conn).cache_properties(CacheProperties::No).build().await.unwrap()
+}
+
+pub async fn manager_watching(conn: &Connection) -> ManagerProxy<'static> {
     ManagerProxy::new(conn).await.unwrap()
 }
 
 pub async fn node(conn: &Connection, path: &OwnedObjectPath) -> NodeProxy<'static> {
+    NodeProxy::builder(conn).path(path.clone()).unwrap().cache_properties(CacheProperties::No).build().await.unwrap()
+}
+
+pub async fn node_watching(conn: &Connection, path: &OwnedObjectPath) -> NodeProxy<'static> {
     NodeProxy::builder(conn).path(path.clone()).unwrap().build().await.unwrap()
 }
 
 pub async fn session(conn: &Connection, path: &OwnedObjectPath) -> SessionProxy<'static> {
-    SessionProxy::builder(conn).path(path.clone()).unwrap().build().await.unwrap()
+    SessionProxy::builder(conn).path(path.clone()).unwrap().cache_properties(CacheProperties::No).build().await.unwrap()
 }
 
 pub async fn lun(conn: &Connection, path: &OwnedObjectPath) -> LunProxy<'static> {
-    LunProxy::builder(conn).path(path.clone()).unwrap().build().await.unwrap()
+    LunProxy::builder(conn).path(path.clone()).unwrap().cache_properties(CacheProperties::No).build().await.unwrap()
 }
 
 /// An options dictionary from (key, value) pairs.

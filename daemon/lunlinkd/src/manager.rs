@@ -757,7 +757,15 @@ impl Manager {
                     e.node.target, e.node.portal
                 )));
             }
-            e.node.key()
+            // Held until the node is gone, so no login starts meanwhile; one already running
+            // would leave a session without its node.
+            let guard = e.login_lock.clone().try_lock_owned().map_err(|_| {
+                DaemonError::InUse(format!(
+                    "node {} on {} is logging in: wait for the login to end, log out, then delete",
+                    e.node.target, e.node.portal
+                ))
+            })?;
+            (e.node.key(), guard)
         };
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.delete(&key))

@@ -338,6 +338,12 @@ fn a_slow_login_blocks_nobody_and_times_out() {
         answers += 1;
     }
     assert!(answers >= 1 && !login.is_finished(), "the login must still hang while others are answered");
+    // Deleting the node under a running login is refused (it would leave a session without
+    // its node), promptly.
+    let o = ctl(&bus, &["node", "delete", "iqn.2024-01.test:slow"]);
+    assert_eq!(o.status.code(), Some(4), "in-use exit code: {}", stderr(&o));
+    assert!(stderr(&o).contains("logging in"), "{}", stderr(&o));
+    assert!(!login.is_finished(), "the refusal came while the login was still running");
     let (r, took) = run(&rt, login).unwrap();
     let e = r.unwrap_err();
     let Error::Timeout(msg) = &e else { panic!("expected Timeout, got {e:?}") };

@@ -328,6 +328,7 @@ fn a_slow_login_blocks_nobody_and_times_out() {
     });
     // While the login hangs, other callers get their answers, each well within the timeout.
     let mut answers = 0;
+    let mut slowest = Duration::ZERO;
     while !login.is_finished() && started.elapsed() < Duration::from_secs(2) {
         let t = Instant::now();
         let status = json(&ctl(&bus, &["--json", "status"]));
@@ -335,6 +336,7 @@ fn a_slow_login_blocks_nobody_and_times_out() {
         let nodes = ok(&ctl(&bus, &["--json", "nodes"]));
         assert!(nodes.contains("iqn.2024-01.test:other"), "{nodes}");
         assert!(t.elapsed() < Duration::from_secs(1), "status and nodes took {:?} during a hanging login", t.elapsed());
+        slowest = slowest.max(t.elapsed());
         answers += 1;
     }
     assert!(answers >= 1 && !login.is_finished(), "the login must still hang while others are answered");
@@ -345,6 +347,7 @@ fn a_slow_login_blocks_nobody_and_times_out() {
     assert!(stderr(&o).contains("logging in"), "{}", stderr(&o));
     assert!(!login.is_finished(), "the refusal came while the login was still running");
     let (r, took) = run(&rt, login).unwrap();
+    eprintln!("hanging login: {answers} status+nodes rounds answered meanwhile (slowest {slowest:?}); Timeout after {took:?} (login = 3 s)");
     let e = r.unwrap_err();
     let Error::Timeout(msg) = &e else { panic!("expected Timeout, got {e:?}") };
     assert!(msg.contains("iqn.2024-01.test:slow"), "{msg}");
@@ -377,6 +380,7 @@ fn discover_where_nothing_listens_fails_quickly_and_clearly() {
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(err.contains(&portal) && err.to_lowercase().contains("connect"), "{err}");
     assert!(took < Duration::from_secs(3), "a refused connection is reported at once, took {took:?}");
+    eprintln!("lunlinkctl discover on a closed port: exit 7 after {took:?}: {}", err.trim());
 
     let rt = runtime();
     let conn = run(&rt, connect(&bus));

@@ -745,7 +745,7 @@ impl Manager {
     }
 
     pub async fn delete_node(&self, id: NodeId) -> Result<(), DaemonError> {
-        let key = {
+        let (key, _no_login) = {
             let st = self.lock();
             let e = st
                 .nodes

@@ -194,19 +194,23 @@ pub trait Session {
     fn luns(&self) -> Result<Vec<OwnedObjectPath>, Error>;
 
     /// SCSI commands sent.
-    #[zbus(property)]
+    /// Changes with every command, so it is never signalled: read it when needed.
+    #[zbus(property(emits_changed_signal = "false"))]
     fn commands(&self) -> Result<u64, Error>;
 
     /// Bytes read from the target.
-    #[zbus(property)]
+    /// Changes with every command, so it is never signalled: read it when needed.
+    #[zbus(property(emits_changed_signal = "false"))]
     fn bytes_read(&self) -> Result<u64, Error>;
 
     /// Bytes written to the target.
-    #[zbus(property)]
+    /// Changes with every command, so it is never signalled: read it when needed.
+    #[zbus(property(emits_changed_signal = "false"))]
     fn bytes_written(&self) -> Result<u64, Error>;
 
     /// Commands that failed.
-    #[zbus(property)]
+    /// Changes with every command, so it is never signalled: read it when needed.
+    #[zbus(property(emits_changed_signal = "false"))]
     fn errors(&self) -> Result<u64, Error>;
 }
 

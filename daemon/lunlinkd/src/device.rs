@@ -615,7 +615,9 @@ fn device_thread(
         .depth(depth)
         .io_buf_bytes(lu.geo.io_buf_bytes)
         .ctrl_flags(ctrl_flags)
-        .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV)
+        // Asynchronous delete: a synchronous DEL_DEV waits until nobody holds the disk any
+        // more, which a filesystem still mounted after a forced logout never allows.
+        .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV | UblkFlags::UBLK_DEV_F_DEL_DEV_ASYNC)
         .build()
     {
         Ok(c) => Arc::new(c),
@@ -679,7 +681,7 @@ fn remove_device(mut d: Device) {
     if let Some(t) = d.thread.take() {
         let _ = t.join();
     }
-    // The last handle: dropping it deletes the device (DEL_DEV) on this thread's ring.
+    // The last handle: dropping it deletes the device (DEL_DEV_ASYNC) on this thread's ring.
     drop(d);
 }
 
@@ -1276,6 +1278,60 @@ mod tests {
             recoverable: false,
         });
         assert_eq!(off.availability(), Err(DeviceError::Disabled));
+    }
+
+    /// Against a real tgtd: the LU's geometry comes from the engine's probe, and attaching gives
+    /// a device where ublk exists or the reason where it does not (this host's kernel has no
+    /// ublk; the VM scenarios tests/vm/scenarios/ublk-*.sh cover devices end to end).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attach_on_a_real_target() {
+        const T: Duration = Duration::from_secs(60);
+        let t = lunlink_tests::Tgtd::start();
+        t.add_target(1, "iqn.2024-01.test:device").unwrap();
+        t.add_lun_file(1, 1, 8 << 20).unwrap();
+        t.bind_all(1).unwrap();
+        let cfg = lunlink_engine::SessionConfig {
+            initiator_name: "iqn.2024-01.org.lunlink:device-test".into(),
+            initiator_alias: None,
+            target_name: "iqn.2024-01.test:device".into(),
+            portal: t.portal().parse().unwrap(),
+            auth: lunlink_engine::Auth::None,
+            offer: lunlink_engine::Offer::default(),
+            isid: [0x80, 0x12, 0x34, 0x56, 0x78, rand::random()],
+            queue_depth: 32,
+            timeouts: lunlink_engine::Timeouts::default(),
+        };
+        let s = tokio::time::timeout(T, Session::login(cfg)).await.unwrap().unwrap();
+        let info = tokio::time::timeout(T, s.probe_lun(1)).await.unwrap().unwrap();
+        let g = Geometry::new(&info, s.info().params.max_burst_length).unwrap();
+        assert_eq!(g.blocks * u64::from(g.block_size), 8 << 20);
+        assert_eq!(g.io_buf_bytes, s.info().params.max_burst_length.min(1 << 20));
+        assert!(info.wwid.starts_with("naa."), "{}", info.wwid);
+
+        let dir = tempfile::tempdir().unwrap();
+        let m = DeviceManager::new(DeviceConfig {
+            enabled: true,
+            nr_queues: 1,
+            queue_depth: 16,
+            runtime_dir: dir.path().into(),
+            recoverable: false,
+        });
+        let r = tokio::time::timeout(T, m.attach(7, &s, &info)).await.unwrap();
+        if Path::new(CONTROL).exists() {
+            let path = r.unwrap();
+            assert!(Path::new(&path).exists(), "{path}");
+            assert_eq!(m.device_of(7).as_deref(), Some(path.as_str()));
+            tokio::time::timeout(T, m.check_in_use(&[7])).await.unwrap().unwrap();
+            tokio::time::timeout(T, m.detach(7)).await.unwrap();
+            assert!(!Path::new(&path).exists(), "{path} is still there");
+        } else {
+            assert_eq!(r, Err(DeviceError::DriverNotLoaded));
+            assert_eq!(m.device_of(7), None);
+        }
+        // Nothing attached (any more): nothing can be in use, detaching again is harmless.
+        tokio::time::timeout(T, m.check_in_use(&[7])).await.unwrap().unwrap();
+        m.detach(7).await;
+        s.logout().await.unwrap();
     }
 
     /// The eventfd hand-off: a wake from another thread is seen as a readable eventfd, repeated

@@ -1077,10 +1077,28 @@ impl Manager {
         };
         self.emit(Change::SessionChanged(sid));
         // Devices first: their IO in flight and the dirty pages the kernel writes back when a
-        // disk goes away still need the session.
+        // disk goes away still need the session. A session that is not logged in cannot
+        // serve that IO (it may wait for a reconnect for ever): it ends first, so the IO
+        // fails and the devices can go.
         let luns = self.lock().sessions.get(&sid).map(|e| e.luns.clone()).unwrap_or_default();
-        for l in luns {
-            self.devices.detach(l).await;
+        let detach = async {
+            for l in luns {
+                self.devices.detach(l).await;
+            }
+        };
+        tokio::pin!(detach);
+        let mut ended_first = false;
+        loop {
+            tokio::select! {
+                () = &mut detach => break,
+                () = tokio::time::sleep(Duration::from_millis(500)), if !ended_first => {
+                    if session.link_state() != engine::LinkState::LoggedIn {
+                        tracing::warn!(session = sid, "the session is down: ending it before its devices");
+                        ended_first = true;
+                        let _ = session.logout().await;
+                    }
+                }
+            }
         }
         let result = session.logout().await;
         if let Err(e) = &result {

@@ -3,9 +3,11 @@
 # and login give /dev/ublkbN with the LUN's exact size and block size and udev's stable
 # by-path / by-id names; O_DIRECT and buffered data round trips through the target's backing
 # file; discard and write-zeroes exactly as each LU advertises them; Logout refused with
-# InUse while ext4 is mounted, then logout removes the devices; after a new login the files
-# on ext4 are intact.
-# needs: tgtd tgtadm dbus-daemon dd mkfs.ext4 e2fsck /sbin/blkdiscard udevadm /lib/systemd/systemd-udevd
+# InUse while a device is held by device-mapper or has ext4 mounted, then logout removes the
+# devices; after a new login the files on ext4 are intact; logout with force removes a
+# device that is still mounted. Devices run with two queues here (the default is one).
+# needs: tgtd tgtadm dbus-daemon dd mkfs.ext4 e2fsck /sbin/blkdiscard udevadm /lib/systemd/systemd-udevd dmsetup
+# modules: dm-mod
 # files: systemd/90-lunlink.rules
 # timeout: 240
 . /vm/lib.sh
@@ -43,6 +45,7 @@ at_exit "kill $! 2>/dev/null"
 wait_for 30 udevadm control --ping || die "systemd-udevd did not answer within 30 s"
 
 mkdir -p "$VM_TMP/state"
+printf '[devices]\nnr_queues = 2\nqueue_depth = 64\n' >"$VM_TMP/lunlink.toml"
 lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
     >"$VM_TMP/lunlinkd.log" 2>&1 &
 LUNLINKD=$!
@@ -131,6 +134,18 @@ else
     fail "$dev2 offers no write-zeroes although the LU has WRITE SAME (LBPWS)"
 fi
 
+# A device-mapper device on top holds LUN 2: Logout is refused and names the holder.
+dmsetup --noudevsync create lunlink-hold --table "0 2048 linear $dev2 0" ||
+    die "dmsetup could not create a linear device on $dev2"
+at_exit "dmsetup --noudevsync remove lunlink-hold 2>/dev/null"
+out=$(lunlinkctl logout "$IQN" 2>&1)
+rc=$?
+echo "$out"
+check "Logout while dm holds $dev2 fails with exit status 4 (in use), got $rc" test "$rc" -eq 4
+check "the refusal names $dev2 and its device-mapper holder" \
+    sh -c 'case "$1" in *"$2 is held by dm-"*"(device-mapper lunlink-hold)"*) ;; *) exit 1 ;; esac' - "$out" "$dev2"
+dmsetup --noudevsync remove lunlink-hold || die "dmsetup could not remove lunlink-hold"
+
 # ext4, and Logout refused while it is mounted.
 mkfs.ext4 -q -F "$dev1" || die "mkfs.ext4 on $dev1 failed"
 mkdir -p "$MNT"
@@ -167,7 +182,10 @@ pass "the second login gives LUN 1 the block device $dev1"
 mount -t ext4 "$dev1" "$MNT" || die "mounting ext4 on $dev1 after a new login failed"
 (cd "$MNT" && md5sum -c "$VM_TMP/sums")
 check "files on ext4 are identical after logout and login" test $? -eq 0
-umount "$MNT"
-lunlinkctl logout "$IQN" || fail "the final logout failed"
+
+# Logout with force removes a device that is still mounted.
+sync
+lunlinkctl logout --force "$IQN" || fail "logout --force with $dev1 mounted failed"
 wait_for 15 gone "$dev1"
-check "the final logout removes $dev1" gone "$dev1"
+check "logout --force removes $dev1 although it is mounted" gone "$dev1"
+umount "$MNT" 2>/dev/null || umount -l "$MNT"

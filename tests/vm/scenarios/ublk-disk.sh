@@ -6,7 +6,8 @@
 # InUse while a device is held by device-mapper or has ext4 mounted, then logout removes the
 # devices; after a new login the files on ext4 are intact; logout with force removes a
 # device that is still mounted. Devices run with two queues here (the default is one).
-# needs: tgtd tgtadm dbus-daemon dd mkfs.ext4 e2fsck /sbin/blkdiscard udevadm /lib/systemd/systemd-udevd dmsetup
+# needs: tgtd tgtadm dbus-daemon dd mkfs.ext4 e2fsck /sbin/blkdiscard mkswap swapon swapoff
+# needs: udevadm /lib/systemd/systemd-udevd dmsetup
 # modules: dm-mod
 # files: systemd/90-lunlink.rules
 # timeout: 240
@@ -34,6 +35,10 @@ tgtadm -C 1 --lld iscsi --op new --mode logicalunit --tid 1 --lun 2 -b "$VM_TMP/
     --blocksize 4096 || die "tgtadm could not add LUN 2 with 4096-byte blocks"
 tgtadm -C 1 --lld iscsi --op update --mode logicalunit --tid 1 --lun 2 \
     --params thin_provisioning=1 || die "tgtadm could not make LUN 2 thin provisioned"
+make_file "$VM_TMP/lun3.img" 8
+tgt_lun 1 1 3 "$VM_TMP/lun3.img" || die "tgtadm could not add LUN 3"
+tgtadm -C 1 --lld iscsi --op update --mode logicalunit --tid 1 --lun 3 \
+    --params readonly=1 || die "tgtadm could not make LUN 3 read-only"
 
 dbus_start
 
@@ -75,6 +80,18 @@ check "$dev1 has 512-byte logical blocks" test "$(cat "/sys/block/$n1/queue/logi
 check "$dev2 has the LUN's $((MIB2 * 1048576)) bytes" \
     test "$(($(cat "/sys/block/$n2/size") * 512))" -eq "$((MIB2 * 1048576))"
 check "$dev2 has 4096-byte logical blocks" test "$(cat "/sys/block/$n2/queue/logical_block_size")" -eq 4096
+# What tgtd reports for its LUs: write cache on with FUA (MODE SENSE), rotational (VPD 0xB1),
+# and no transfer limit, so the session's MaxBurstLength (256 KiB) bounds the IO size.
+q1=/sys/block/$n1/queue
+check "$dev1 has the LU's volatile write cache and FUA" \
+    test "$(cat $q1/write_cache) $(cat $q1/fua)" = "write back 1"
+check "$dev1 is rotational like the LU" test "$(cat $q1/rotational)" -eq 1
+check "$dev1 takes IOs up to MaxBurstLength, 256 KiB" test "$(cat $q1/max_hw_sectors_kb)" -eq 256
+dev3=$(dev_of 3)
+check "the write-protected LUN 3 is the read-only device ${dev3:-(none)}" \
+    test -n "$dev3" -a "$(cat "/sys/block/${dev3#/dev/}/ro" 2>/dev/null)" = 1
+check "writing to read-only $dev3 fails" \
+    sh -c "! dd if=/dev/zero of=$dev3 bs=4096 count=1 oflag=direct 2>/dev/null"
 
 # Stable names from the udev rule.
 link1="/dev/disk/by-path/ip-$PORTAL-iscsi-$IQN-lun-1"
@@ -145,6 +162,24 @@ check "Logout while dm holds $dev2 fails with exit status 4 (in use), got $rc" t
 check "the refusal names $dev2 and its device-mapper holder" \
     sh -c 'case "$1" in *"$2 is held by dm-"*"(device-mapper lunlink-hold)"*) ;; *) exit 1 ;; esac' - "$out" "$dev2"
 dmsetup --noudevsync remove lunlink-hold || die "dmsetup could not remove lunlink-hold"
+
+# A partition of LUN 2 used as swap: udev names the partition, and Logout is refused.
+# An MBR with one swap partition (type 0x82) from 4K-sector 256 to the end (65280 sectors).
+printf '\0\0\0\0\202\0\0\0\0\1\0\0\0\377\0\0' |
+    dd of="$dev2" bs=1 seek=446 conv=notrunc,fsync 2>/dev/null &&
+    printf '\125\252' | dd of="$dev2" bs=1 seek=510 conv=notrunc,fsync 2>/dev/null &&
+    blockdev --rereadpt "$dev2" || die "could not write a partition table to $dev2"
+wait_for 10 test -b "${dev2}p1" || { cat /proc/partitions; die "${dev2}p1 did not appear after partitioning"; }
+udevadm settle -t 30
+check "udev links ${link2}-part1 to ${dev2}p1" test "$(readlink -f "${link2}-part1")" = "${dev2}p1"
+mkswap "${dev2}p1" >/dev/null && swapon "${dev2}p1" || die "swapon ${dev2}p1 failed"
+at_exit "swapoff ${dev2}p1 2>/dev/null"
+out=$(lunlinkctl logout "$IQN" 2>&1)
+rc=$?
+echo "$out"
+check "Logout while ${dev2}p1 is swap fails with exit status 4 (in use), got $rc" test "$rc" -eq 4
+check "the refusal says ${dev2}p1 is in use as swap" contains "$out" "${dev2}p1 is in use as swap"
+swapoff "${dev2}p1" || die "swapoff ${dev2}p1 failed"
 
 # ext4, and Logout refused while it is mounted.
 mkfs.ext4 -q -F "$dev1" || die "mkfs.ext4 on $dev1 failed"

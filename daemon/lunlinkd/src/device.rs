@@ -1334,6 +1334,31 @@ mod tests {
         s.logout().await.unwrap();
     }
 
+    /// Who has a device open is named in the InUse message: any other process with it among
+    /// its open files.
+    #[test]
+    fn opener_names_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("disk");
+        std::fs::write(&f, b"x").unwrap();
+        assert_eq!(opener(&f), None);
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::fs::File::open(&f).unwrap())
+            .spawn()
+            .unwrap();
+        let want = format!("sleep (pid {})", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut got = opener(&f);
+        while got.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            got = opener(&f);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(got, Some(want));
+    }
+
     /// The eventfd hand-off: a wake from another thread is seen as a readable eventfd, repeated
     /// wakes before the queue thread drains are written once, and wakes after a drain again.
     #[test]

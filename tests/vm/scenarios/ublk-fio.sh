@@ -2,7 +2,8 @@
 # fio through our ublk device: 4K random writes at QD32 with verification must pass; then
 # 4K random reads at QD32 on our device and on the kernel initiator's /dev/sdX for the same
 # LUN of the same target, printed side by side (a comparison, not pass/fail; both initiators
-# and the target share the guest's 2 emulated CPUs).
+# and the target share the guest's 2 emulated CPUs, so each gets two interleaved rounds and
+# the better one counts).
 # needs: tgtd tgtadm dbus-daemon fio iscsid iscsiadm
 # timeout: 240
 . /vm/lib.sh
@@ -11,7 +12,7 @@ require lunlinkd lunlinkctl
 IQN=iqn.2024-01.org.lunlink.vm:fio
 PORTAL=127.0.0.1:3260
 MIB=256
-SECONDS_EACH=10
+SECONDS_EACH=6
 
 dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
 # randread DEV LABEL: fio 4K random read QD32 for SECONDS_EACH seconds; prints read IOPS.
@@ -19,7 +20,7 @@ randread() {
     fio --name=randread --filename="$1" --rw=randread --bs=4k --iodepth=32 --ioengine=libaio \
         --direct=1 --norandommap --runtime="$SECONDS_EACH" --time_based \
         --output-format=terse,normal >"$VM_TMP/fio-$2.out" 2>&1 || return 1
-    grep -v '^3;' "$VM_TMP/fio-$2.out" >&2
+    grep -E 'IOPS=|clat \(' "$VM_TMP/fio-$2.out" | sed "s/^/$2: /" >&2
     # Terse format v3: field 8 is read IOPS.
     awk -F';' '/^3;/ {print $8}' "$VM_TMP/fio-$2.out"
 }
@@ -68,8 +69,17 @@ wait_for 30 iscsi_disk 1 || die "no SCSI disk appeared for LUN 1 within 30 s of 
 sdev=$(iscsi_disk 1)
 note "kernel initiator: $sdev, lunlink: $dev (same LUN)"
 
-ours=$(randread "$dev" ublk)
-kern=$(randread "$sdev" kernel)
+# best A B: the larger of two IOPS figures (either may be empty after a failed run).
+best() { if [ "${1:-0}" -ge "${2:-0}" ]; then echo "${1:-}"; else echo "$2"; fi; }
+ours=""
+kern=""
+for round in 1 2; do
+    o=$(randread "$dev" "ublk$round")
+    k=$(randread "$sdev" "kernel$round")
+    note "round $round: 4k random read QD32: lunlink $dev ${o:-failed} IOPS, kernel $sdev ${k:-failed} IOPS"
+    ours=$(best "$ours" "$o")
+    kern=$(best "$kern" "$k")
+done
 if [ -n "$ours" ] && [ "$ours" -gt 0 ]; then
     pass "fio 4k random read QD32 on $dev ran"
     figure "ublk randread4k_qd32_iops=$ours"

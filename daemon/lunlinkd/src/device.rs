@@ -4,9 +4,10 @@
 //! engine types ([`Session`], [`LunInfo`]) and gets plain data back (device paths, errors).
 //!
 //! A device belongs to a logical unit, identified by its WWID (VPD 0x83), and serves IO over a
-//! list of paths (a session and a LUN number). Today a LU has one path in use; a second session
-//! to the same LU adds a standby path, which takes over when the first goes away, so that
-//! multipath can grow here without a new design.
+//! list of paths (a session and a LUN number). Each command takes the first path whose session
+//! is logged in; a second session to the same LU (another portal) adds a standby path that
+//! takes over while the first reconnects or after it is logged out, so that multipath
+//! (policies, path checkers) can grow here without a new design.
 //!
 //! Threads: per device one control thread that creates the device and waits in libublk's
 //! `run_target` until it is removed; per queue one libublk thread with a smol executor and one
@@ -33,7 +34,7 @@ use libublk::ctrl::{UblkCtrl, UblkCtrlBuilder};
 use libublk::helpers::IoBuf;
 use libublk::io::{UblkDev, UblkQueue};
 use libublk::{sys, BufDesc, UblkError, UblkFlags, UblkUringData};
-use lunlink_engine::{DataBuf, LunInfo, ScsiOpError, Session};
+use lunlink_engine::{DataBuf, LinkState, LunInfo, ScsiOpError, Session};
 use lunlink_scsi::ScsiError;
 
 /// The ublk control device; it exists once `ublk_drv` is loaded.
@@ -233,6 +234,9 @@ impl DeviceManager {
     /// completes first, and the kernel writes back dirty pages through it). Unknown ids are
     /// ignored, so this can be called more than once.
     pub async fn detach(&self, path_id: u64) {
+        // Not while a device is being made: a new path to this LU must not find the device
+        // half gone.
+        let _creating = self.inner.create.lock().await;
         let removed = {
             let mut st = self.lock();
             let Some(key) = st.paths.remove(&path_id) else { return };
@@ -320,9 +324,14 @@ fn write_paths(lu: &Lu) -> std::sync::RwLockWriteGuard<'_, Vec<IoPath>> {
 }
 
 impl Lu {
-    /// The path for the next command (a clone of its session handle: no allocation).
-    fn path(&self) -> Option<IoPath> {
-        read_paths(self).first().cloned()
+    /// The path for the next command, other than `except`: the first one whose session is
+    /// logged in, else the first one (its IO then waits for the reconnect or fails). A clone
+    /// of the session handle, no allocation.
+    fn path(&self, except: Option<u64>) -> Option<IoPath> {
+        let paths = read_paths(self);
+        let mut usable = paths.iter().filter(|p| Some(p.id) != except);
+        let first = usable.clone().next();
+        usable.find(|p| p.session.link_state() == LinkState::LoggedIn).or(first).cloned()
     }
 }
 
@@ -856,78 +865,111 @@ fn errno_of(e: &ScsiOpError) -> i32 {
     }
 }
 
-/// Serves one request; returns bytes moved or -errno.
+/// A request from the kernel, checked against the LU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    Read { lba: u64, len: usize },
+    Write { lba: u64, len: usize, fua: bool },
+    Flush,
+    Discard { lba: u64, blocks: u32 },
+    WriteZeroes { lba: u64, blocks: u32, unmap: bool },
+}
+
+impl Request {
+    fn parse(geo: &Geometry, iod: &sys::ublksrv_io_desc, buf_len: usize) -> Result<Request, i32> {
+        let op = iod.op_flags & 0xff;
+        let bytes = |n: u64| -> Result<usize, i32> {
+            let len = usize::try_from(n * u64::from(geo.block_size)).map_err(|_| -libc::EINVAL)?;
+            if len > buf_len {
+                return Err(-libc::EINVAL);
+            }
+            Ok(len)
+        };
+        let blocks32 = |n: u64| u32::try_from(n).map_err(|_| -libc::EINVAL);
+        Ok(match op {
+            sys::UBLK_IO_OP_READ => {
+                let (lba, n) = blocks_of(geo, iod)?;
+                Request::Read { lba, len: bytes(n)? }
+            }
+            sys::UBLK_IO_OP_WRITE => {
+                let (lba, n) = blocks_of(geo, iod)?;
+                let fua = geo.fua && iod.op_flags & sys::UBLK_IO_F_FUA != 0;
+                Request::Write { lba, len: bytes(n)?, fua }
+            }
+            // start_sector is u64::MAX here: nothing to check.
+            sys::UBLK_IO_OP_FLUSH => Request::Flush,
+            sys::UBLK_IO_OP_DISCARD if geo.discard != Discard::None => {
+                let (lba, n) = blocks_of(geo, iod)?;
+                Request::Discard { lba, blocks: blocks32(n)? }
+            }
+            sys::UBLK_IO_OP_WRITE_ZEROES if geo.write_zeroes_blocks > 0 => {
+                let (lba, n) = blocks_of(geo, iod)?;
+                let unmap = geo.write_zeroes_unmap && iod.op_flags & sys::UBLK_IO_F_NOUNMAP == 0;
+                Request::WriteZeroes { lba, blocks: blocks32(n)?, unmap }
+            }
+            _ => return Err(-libc::EOPNOTSUPP),
+        })
+    }
+}
+
+/// Serves one request; returns bytes moved or -errno. A failure of the path itself (the
+/// session closed or lost its connection) is tried once more on another path, if the LU has
+/// one; SCSI errors are the LU's answer and are not.
 async fn serve(ctx: &QueueCtx, iod: &sys::ublksrv_io_desc, buf: &mut [u8], tw: &TagWaker, waker: &Waker) -> i32 {
-    let geo = &ctx.lu.geo;
-    let op = iod.op_flags & 0xff;
-    let Some(path) = ctx.lu.path() else { return -libc::EIO };
-    let bs = geo.block_size;
-    let r = match op {
-        sys::UBLK_IO_OP_READ | sys::UBLK_IO_OP_WRITE => {
-            let (lba, n) = match blocks_of(geo, iod) {
-                Ok(r) => r,
-                Err(e) => return e,
-            };
-            let len = usize::try_from(n * u64::from(bs)).unwrap_or(usize::MAX);
-            let Some(data) = buf.get_mut(..len) else { return -libc::EINVAL };
-            let fua = geo.fua && iod.op_flags & sys::UBLK_IO_F_FUA != 0;
-            let step = geo.max_xfer_bytes.max(bs as usize);
-            let mut r = Ok(());
-            for (i, chunk) in data.chunks_mut(step).enumerate() {
-                let at = lba + u64::try_from(i * step / bs as usize).unwrap_or(0);
-                r = if op == sys::UBLK_IO_OP_READ {
-                    cross(tw, waker, path.session.read(path.lun, at, bs, chunk)).await
-                } else {
-                    cross(tw, waker, path.session.write(path.lun, at, bs, chunk, fua)).await
-                };
-                if r.is_err() {
-                    break;
-                }
-            }
-            r.map(|()| i32::try_from(len).unwrap_or(i32::MAX))
-        }
-        // start_sector is u64::MAX here: nothing to check.
-        sys::UBLK_IO_OP_FLUSH => cross(tw, waker, path.session.flush(path.lun)).await.map(|()| 0),
-        sys::UBLK_IO_OP_DISCARD => {
-            let (lba, n) = match blocks_of(geo, iod) {
-                Ok(r) => r,
-                Err(e) => return e,
-            };
-            let Ok(n) = u32::try_from(n) else { return -libc::EINVAL };
-            match geo.discard {
-                Discard::Unmap => cross(tw, waker, unmap(&path, lba, n)).await.map(|()| 0),
-                Discard::WriteSameUnmap => cross(tw, waker, write_same(ctx, &path, lba, n, true)).await.map(|()| 0),
-                Discard::None => return -libc::EOPNOTSUPP,
-            }
-        }
-        sys::UBLK_IO_OP_WRITE_ZEROES => {
-            let (lba, n) = match blocks_of(geo, iod) {
-                Ok(r) => r,
-                Err(e) => return e,
-            };
-            let Ok(n) = u32::try_from(n) else { return -libc::EINVAL };
-            if geo.write_zeroes_blocks == 0 {
-                return -libc::EOPNOTSUPP;
-            }
-            let unmap = geo.write_zeroes_unmap && iod.op_flags & sys::UBLK_IO_F_NOUNMAP == 0;
-            cross(tw, waker, write_same(ctx, &path, lba, n, unmap)).await.map(|()| 0)
-        }
-        _ => return -libc::EOPNOTSUPP,
+    let req = match Request::parse(&ctx.lu.geo, iod, buf.len()) {
+        Ok(r) => r,
+        Err(e) => return e,
     };
-    match r {
-        Ok(n) => n,
-        Err(e) => {
-            let errno = errno_of(&e);
-            let count = ctx.lu.errors.fetch_add(1, Ordering::Relaxed);
-            if count < 20 || count.is_multiple_of(1000) {
-                tracing::warn!(
-                    lu = %ctx.lu.key, op, sector = iod.start_sector, sectors = iod.nr_sectors,
-                    errno, errors = count + 1, "IO failed: {e}"
-                );
+    let mut failed_path = None;
+    loop {
+        let Some(path) = ctx.lu.path(failed_path) else { return -libc::EIO };
+        let e = match run(ctx, &path, req, buf, tw, waker).await {
+            Ok(n) => return n,
+            Err(e) => e,
+        };
+        if failed_path.is_none() && matches!(e, ScsiOpError::Command(_)) && ctx.lu.path(Some(path.id)).is_some() {
+            failed_path = Some(path.id);
+            continue;
+        }
+        let errno = errno_of(&e);
+        let count = ctx.lu.errors.fetch_add(1, Ordering::Relaxed);
+        if count < 20 || count.is_multiple_of(1000) {
+            tracing::warn!(
+                lu = %ctx.lu.key, request = ?req, errno, errors = count + 1, "IO failed: {e}"
+            );
+        }
+        return -errno;
+    }
+}
+
+/// Runs a request on one path; returns the bytes moved.
+async fn run(ctx: &QueueCtx, path: &IoPath, req: Request, buf: &mut [u8], tw: &TagWaker, waker: &Waker) -> Result<i32, ScsiOpError> {
+    let bs = ctx.lu.geo.block_size;
+    let (lba, len, write, fua) = match req {
+        Request::Read { lba, len } => (lba, len, false, false),
+        Request::Write { lba, len, fua } => (lba, len, true, fua),
+        Request::Flush => return cross(tw, waker, path.session.flush(path.lun)).await.map(|()| 0),
+        Request::Discard { lba, blocks } => {
+            return match ctx.lu.geo.discard {
+                Discard::WriteSameUnmap => cross(tw, waker, write_same(ctx, path, lba, blocks, true)).await.map(|()| 0),
+                _ => cross(tw, waker, unmap(path, lba, blocks)).await.map(|()| 0),
             }
-            -errno
+        }
+        Request::WriteZeroes { lba, blocks, unmap } => {
+            return cross(tw, waker, write_same(ctx, path, lba, blocks, unmap)).await.map(|()| 0)
+        }
+    };
+    // Larger than the LU takes in one command (Block Limits): in pieces, in order.
+    let step = ctx.lu.geo.max_xfer_bytes.max(bs as usize);
+    for (i, chunk) in buf[..len].chunks_mut(step).enumerate() {
+        let at = lba + u64::try_from(i * step / bs as usize).unwrap_or(0);
+        if write {
+            cross(tw, waker, path.session.write(path.lun, at, bs, chunk, fua)).await?;
+        } else {
+            cross(tw, waker, path.session.read(path.lun, at, bs, chunk)).await?;
         }
     }
+    Ok(i32::try_from(len).unwrap_or(i32::MAX))
 }
 
 /// WRITE SAME(16) of one zero block (SBC-3 §5.45); the data is the queue's zero block.
@@ -1221,6 +1263,33 @@ mod tests {
         assert_eq!(blocks_of(&g, &iod(0, 4)), Err(-libc::EINVAL), "partial block");
         assert_eq!(blocks_of(&g, &iod(792, 16)), Err(-libc::EINVAL), "past the end");
         assert_eq!(blocks_of(&g, &iod(u64::MAX, 0)), Err(-libc::EINVAL), "a flush's start sector");
+    }
+
+    #[test]
+    fn requests_map_to_what_the_lu_offers() {
+        let mut info = lun(512, 1 << 20);
+        info.write_cache = true;
+        info.fua = true;
+        let g = Geometry::new(&info, 262_144).unwrap();
+        let iod = |op: u32, start: u64, n: u32| sys::ublksrv_io_desc {
+            op_flags: op,
+            start_sector: start,
+            nr_sectors: n,
+            ..Default::default()
+        };
+        let fua = sys::UBLK_IO_OP_WRITE | sys::UBLK_IO_F_FUA;
+        assert_eq!(Request::parse(&g, &iod(sys::UBLK_IO_OP_READ, 8, 8), 4096), Ok(Request::Read { lba: 8, len: 4096 }));
+        assert_eq!(Request::parse(&g, &iod(fua, 0, 1), 4096), Ok(Request::Write { lba: 0, len: 512, fua: true }));
+        assert_eq!(Request::parse(&g, &iod(sys::UBLK_IO_OP_READ, 0, 16), 4096), Err(-libc::EINVAL), "larger than the buffer");
+        assert_eq!(Request::parse(&g, &iod(sys::UBLK_IO_OP_FLUSH, u64::MAX, 0), 4096), Ok(Request::Flush));
+        // Not offered by this LU: refused, never sent.
+        assert_eq!(Request::parse(&g, &iod(sys::UBLK_IO_OP_DISCARD, 0, 8), 4096), Err(-libc::EOPNOTSUPP));
+        assert_eq!(Request::parse(&g, &iod(sys::UBLK_IO_OP_WRITE_ZEROES, 0, 8), 4096), Err(-libc::EOPNOTSUPP));
+        assert_eq!(Request::parse(&g, &iod(sys::UBLK_IO_OP_WRITE_SAME, 0, 8), 4096), Err(-libc::EOPNOTSUPP));
+        // Without FUA support the flag is dropped (the kernel flushes instead).
+        info.fua = false;
+        let g = Geometry::new(&info, 262_144).unwrap();
+        assert_eq!(Request::parse(&g, &iod(fua, 0, 1), 4096), Ok(Request::Write { lba: 0, len: 512, fua: false }));
     }
 
     #[test]

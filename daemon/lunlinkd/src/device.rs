@@ -135,6 +135,7 @@ struct Device {
 
 impl DeviceManager {
     pub fn new(cfg: DeviceConfig) -> Self {
+        remove_stale_udev_files(&cfg.runtime_dir);
         DeviceManager {
             inner: Arc::new(Inner {
                 cfg,
@@ -538,6 +539,19 @@ impl Ident {
 
 fn udev_file(runtime_dir: &Path, dev_id: u32) -> PathBuf {
     runtime_dir.join("devices").join(format!("ublkb{dev_id}"))
+}
+
+/// Files left by a daemon that died without removing its devices: the kernel removed the
+/// devices then, and a new device with the same number must not inherit the old identity.
+/// Files of devices that still exist stay (a device that survived, for recovery).
+fn remove_stale_udev_files(runtime_dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(runtime_dir.join("devices")) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !Path::new("/sys/block").join(&name).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn write_udev_file(path: &Path, content: &str) -> io::Result<()> {
@@ -1301,6 +1315,10 @@ mod tests {
         assert_eq!(errno_of(&ScsiOpError::Invalid("x")), libc::EINVAL);
     }
 
+    fn id_env() -> String {
+        Ident { target: "iqn.x:y".into(), portal: "127.0.0.1:3260".into(), lun: 1, wwid: String::new() }.udev_env()
+    }
+
     #[test]
     fn udev_properties() {
         let id = Ident {
@@ -1318,6 +1336,14 @@ mod tests {
         let env = t10.udev_env();
         assert!(env.contains("LUNLINK_WWID=t10.IET_____00010001\n") && !env.contains("WWN"), "{env}");
         assert_eq!(udev_file(Path::new("/run/x"), 7), Path::new("/run/x/devices/ublkb7"));
+        // What a dead daemon left behind goes; nothing else is touched.
+        let dir = tempfile::tempdir().unwrap();
+        let stale = udev_file(dir.path(), 4_000_000);
+        write_udev_file(&stale, &id_env()).unwrap();
+        assert!(stale.exists());
+        remove_stale_udev_files(dir.path());
+        assert!(!stale.exists());
+        remove_stale_udev_files(&dir.path().join("nonexistent"));
     }
 
     #[test]

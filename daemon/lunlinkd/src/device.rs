@@ -696,6 +696,9 @@ fn remove_device(mut d: Device) {
     });
     if let Err(e) = ring {
         tracing::error!(device = %d.bdev, "cannot set up the ublk control ring: {}", ublk_error(&e));
+        // Dropping the control without a ring would panic in libublk; the device stays until
+        // the daemon exits and the kernel removes it.
+        std::mem::forget(d);
         return;
     }
     if let Err(e) = d.ctrl.kill_dev() {

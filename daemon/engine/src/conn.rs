@@ -606,19 +606,22 @@ impl Conn {
                 self.rend -= self.rstart;
                 self.rstart = 0;
             }
-            match self.stream.try_read(&mut self.recv[self.rend..]) {
-                Ok(0) => return Err("connection closed by the target".into()),
-                Ok(n) => {
+            match read_some(&self.stream, &mut self.recv[self.rend..]) {
+                Ok(Read::Eof) => return Err("connection closed by the target".into()),
+                Ok(Read::Got(n, drained)) => {
                     self.rend += n;
                     got = true;
                     self.st.last_rx = Instant::now();
+                    self.handle_frames()?;
+                    self.on_tmf_response()?;
+                    if drained {
+                        break;
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Read::Empty) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("read failed: {e}").into()),
             }
-            self.handle_frames()?;
-            self.on_tmf_response()?;
         }
         Ok(got)
     }
@@ -1158,5 +1161,41 @@ impl ConnState {
         }
         tracing::warn!(reason = h.describe(), "target rejected a PDU");
         Ok(())
+    }
+}
+
+enum Read {
+    Eof,
+    Empty,
+    /// Bytes read, and whether the socket is known to be empty now.
+    Got(usize, bool),
+}
+
+/// One non-blocking read. A read that does not fill `buf` has emptied the socket's receive
+/// queue, so readiness is cleared right away instead of with a second read that would only
+/// return EAGAIN: that read was one in two of all receive calls. Data arriving afterwards
+/// raises readiness anew (epoll reports each arrival, and tokio only clears the readiness
+/// it had observed).
+fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<Read> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let mut got = 0usize;
+    let r = stream.try_io(tokio::io::Interest::READABLE, || {
+        // SAFETY: reading into a buffer we own exclusively, of the length we pass.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        got = n;
+        if n > 0 && n < buf.len() {
+            // Report the short read as WouldBlock so that tokio clears readiness.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match r {
+        Ok(0) => Ok(Read::Eof),
+        Ok(n) => Ok(Read::Got(n, false)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(Read::Got(got, true)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::Empty),
+        Err(e) => Err(e),
     }
 }

@@ -65,8 +65,11 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
+    /// `what` names the operation in the log; the message for the caller leaves it out,
+    /// since every caller (lunlinkctl included) already says what it asked for.
     fn from_engine(e: EngineError, what: &str) -> Self {
-        let msg = format!("{what}: {e}");
+        tracing::warn!("{what}: {e}");
+        let msg = e.to_string();
         match &e {
             EngineError::Login(l) => match l {
                 LoginError::AuthenticationFailed { .. }

@@ -593,11 +593,8 @@ fn lunlinkctl_against_a_stand_in_daemon() {
     assert!(calls_text().contains("Discover 192.0.2.1 startup=Some(Automatic)"));
     let r = ctl(addr, &["discover", "192.0.2.99"], "");
     assert_eq!(r.code, 7, "{}", r.stderr);
-    assert_eq!(
-        r.stderr,
-        "lunlinkctl: discovery on 192.0.2.99 failed: connection failed: no route to host \
-         192.0.2.99:3260\n"
-    );
+    // The daemon's message names the portal; lunlinkctl adds only the error's kind.
+    assert_eq!(r.stderr, "lunlinkctl: connection failed: no route to host 192.0.2.99:3260\n");
 
     // Login: credentials from stdin reach the daemon; a refusal has its own exit code.
     let r = ctl(
@@ -606,13 +603,8 @@ fn lunlinkctl_against_a_stand_in_daemon() {
         "username=u1\npassword=wrong\n",
     );
     assert_eq!(r.code, 5, "{}", r.stderr);
-    assert_eq!(
-        r.stderr,
-        format!(
-            "lunlinkctl: login to {A} failed: authentication failed: the target rejected \
-             the CHAP response\n"
-        )
-    );
+    // The real daemon's message names the target; lunlinkctl adds only the error's kind.
+    assert_eq!(r.stderr, "lunlinkctl: authentication failed: the target rejected the CHAP response\n");
     let r = ctl(
         addr,
         &["login", A, "--auth-file", "-"],

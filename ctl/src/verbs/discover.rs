@@ -1,6 +1,5 @@
 //! `lunlinkctl discover PORTAL`: SendTargets discovery (RFC 7143 §13.3, Appendix C).
 
-use anyhow::Context as _;
 use lunlink_dbus::values::Startup;
 use lunlink_dbus::Options;
 use serde::Serialize;
@@ -40,8 +39,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .manager()
         .await?
         .discover(&args.portal, &opts.to_dict())
-        .await
-        .with_context(|| format!("discovery on {} failed", args.portal))?;
+        .await?; // the daemon's message already says which discovery failed
     let found: Vec<Found> = found
         .into_iter()
         .map(|(target, portal, tpgt)| Found {

@@ -61,8 +61,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             args.portal.as_deref().unwrap_or(""),
             &opts.to_dict(),
         )
-        .await
-        .with_context(|| format!("login to {target} failed"))?;
+        .await?; // the daemon's message already names the target
     if ctx.out.json {
         return ctx
             .out

@@ -363,18 +363,21 @@ impl Picker {
     }
 }
 
-/// One command, with UNIT ATTENTIONs retried at once.
-async fn io(sh: &Shared, stats: &WorkerStats, lba: u64, buf: &mut [u8], write: bool) -> Result<(), IoFailure> {
+/// One command, with UNIT ATTENTIONs retried at once. The worker's buffer is lent to the
+/// engine for the command and comes back in `buf`.
+async fn io(sh: &Shared, stats: &WorkerStats, lba: u64, buf: &mut Vec<u8>, write: bool) -> Result<(), IoFailure> {
     let blocks = sh.plan.blocks_per_io();
     let mut attempt = 0;
     loop {
-        let r = if write {
+        let lent = std::mem::take(buf);
+        let (back, r) = if write {
             let c = cdb::write(lba, blocks, false);
-            sh.session.execute(sh.lun_wire, c.as_slice(), DataBuf::Out(buf)).await
+            sh.session.execute(sh.lun_wire, c.as_slice(), DataBuf::Out(lent)).await
         } else {
             let c = cdb::read(lba, blocks);
-            sh.session.execute(sh.lun_wire, c.as_slice(), DataBuf::In(buf)).await
+            sh.session.execute(sh.lun_wire, c.as_slice(), DataBuf::In(lent)).await
         };
+        *buf = back.unwrap_or_default();
         let r = match r {
             Err(e) => Err(IoFailure::Command(e)),
             Ok(done) => match ScsiError::check(done.status, done.sense()) {

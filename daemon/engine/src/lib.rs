@@ -7,6 +7,7 @@
 //!     └──── waker ◀── outcome┘◀── Data-In / Response ──┘
 //! ```
 
+mod buf;
 mod conn;
 mod discovery;
 mod error;
@@ -19,7 +20,8 @@ pub use conn::{ConnExit, Stats};
 pub use discovery::discover;
 pub use error::{CommandError, EngineError};
 pub use ops::{LunInfo, ScsiOpError};
-pub use session::{Completion, DataBuf, LinkState, Session, SessionConfig, SessionEvent, SessionInfo, Timeouts};
+pub use buf::{DataBuf, IoBuf, RawIoBuf};
+pub use session::{Completion, LinkState, Session, SessionConfig, SessionEvent, SessionInfo, Timeouts};
 pub use slots::SENSE_MAX;
 
 // Re-exported so callers configure sessions without depending on the core crates directly.

@@ -8,7 +8,8 @@ use lunlink_proto::lun;
 use lunlink_scsi::{cdb, Capacity, Cdb, DataError, ScsiError};
 
 use crate::error::CommandError;
-use crate::session::{DataBuf, Session};
+use crate::buf::{DataBuf, IoBuf};
+use crate::session::Session;
 
 /// Why a SCSI operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -62,41 +63,53 @@ pub struct LunInfo {
 }
 
 impl Session {
-    async fn run_once(&self, lun_no: u16, c: &Cdb, data: DataBuf<'_>) -> Result<(), ScsiOpError> {
-        let full = !matches!(data, DataBuf::None);
-        let done = self.execute(lun::encode(lun_no), c.as_slice(), data).await?;
-        ScsiError::check(done.status, done.sense())?;
-        // Block reads and writes move exactly what they ask for; anything less is a fault.
-        if full && done.residual_under != 0 {
-            return Err(ScsiOpError::ShortTransfer { missing: done.residual_under });
-        }
-        Ok(())
+    /// One attempt: the buffer (if any) comes back whatever happened.
+    async fn run_once<B: IoBuf>(&self, lun_no: u16, c: &Cdb, data: DataBuf<B>) -> (Option<B>, Result<(), ScsiOpError>) {
+        // READ and WRITE move exactly what they ask for; other commands (UNMAP's parameter
+        // list, for one) may legitimately leave a residual.
+        let full = !matches!(data, DataBuf::None) && matches!(c.opcode(), 0x28 | 0x88 | 0x2a | 0x8a);
+        let (buf, r) = self.execute(lun::encode(lun_no), c.as_slice(), data).await;
+        let r = r.map_err(ScsiOpError::from).and_then(|done| {
+            ScsiError::check(done.status, done.sense())?;
+            // Block reads and writes move exactly what they ask for; anything less is a fault.
+            if full && done.residual_under != 0 {
+                return Err(ScsiOpError::ShortTransfer { missing: done.residual_under });
+            }
+            Ok(())
+        });
+        (buf, r)
     }
 
     /// Runs a command, retrying transient conditions (unit attention, busy, ...) a bounded
     /// number of times, as the SCSI midlayer does for disks. The buffer is reused as it is:
     /// a retried write sends the same data, a retried read overwrites what came before.
-    async fn run(&self, lun_no: u16, c: &Cdb, mut data: DataBuf<'_>) -> Result<(), ScsiOpError> {
+    async fn run<B: IoBuf>(&self, lun_no: u16, c: &Cdb, data: DataBuf<B>) -> (Option<B>, Result<(), ScsiOpError>) {
+        let write = matches!(data, DataBuf::Out(_));
+        let mut buf = data.into_inner();
         let mut attempt = 0;
         loop {
-            let d = match &mut data {
-                DataBuf::None => DataBuf::None,
-                DataBuf::In(b) => DataBuf::In(b),
-                DataBuf::Out(b) => DataBuf::Out(b),
+            let d = match buf.take() {
+                None => DataBuf::None,
+                Some(b) if write => DataBuf::Out(b),
+                Some(b) => DataBuf::In(b),
             };
-            match self.run_once(lun_no, c, d).await {
+            let (b, r) = self.run_once(lun_no, c, d).await;
+            buf = b;
+            match r {
                 Err(e) if Self::retry_after(&e, &mut attempt).await => {}
-                other => return other,
+                other => return (buf, other),
             }
         }
     }
 
-    /// Runs a command that reads into `buf`, returning how many bytes came back.
-    async fn run_in(&self, lun_no: u16, c: &Cdb, buf: &mut [u8]) -> Result<usize, ScsiOpError> {
-        let len = buf.len();
-        let done = self.execute(lun::encode(lun_no), c.as_slice(), DataBuf::In(buf)).await?;
+    /// Runs a data-in management command into a fresh buffer, returning what came back.
+    async fn run_in(&self, lun_no: u16, c: &Cdb, alloc: usize) -> Result<Vec<u8>, ScsiOpError> {
+        let (buf, r) = self.execute(lun::encode(lun_no), c.as_slice(), DataBuf::In(vec![0u8; alloc])).await;
+        let done = r?;
         ScsiError::check(done.status, done.sense())?;
-        Ok(len.saturating_sub(done.residual_under as usize))
+        let mut buf = buf.unwrap_or_default();
+        buf.truncate(alloc.saturating_sub(done.residual_under as usize));
+        Ok(buf)
     }
 
     /// Decides whether to retry a management command after `e`, waiting a little for
@@ -116,7 +129,7 @@ impl Session {
     pub async fn test_unit_ready(&self, lun_no: u16) -> Result<(), ScsiOpError> {
         let mut attempt = 0;
         loop {
-            match self.run_once(lun_no, &cdb::test_unit_ready(), DataBuf::None).await {
+            match self.run_once::<Vec<u8>>(lun_no, &cdb::test_unit_ready(), DataBuf::None).await.1 {
                 Err(e) if Self::retry_after(&e, &mut attempt).await => {}
                 other => return other,
             }
@@ -139,20 +152,14 @@ impl Session {
 
     /// Runs a data-in management command, retrying transient conditions.
     async fn read_data(&self, lun_no: u16, c: Cdb, alloc: usize) -> Result<Vec<u8>, ScsiOpError> {
-        let mut buf = vec![0u8; alloc];
         let mut attempt = 0;
         loop {
-            match self.run_in(lun_no, &c, &mut buf).await {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
+            match self.run_in(lun_no, &c, alloc).await {
                 Err(e) if Self::retry_after(&e, &mut attempt).await => {}
-                Err(e) => return Err(e),
+                other => return other,
             }
         }
     }
-
 
     /// A VPD page (SPC-4 §7.8), whole.
     pub async fn inquiry_vpd(&self, lun_no: u16, page: u8) -> Result<Vec<u8>, ScsiOpError> {
@@ -238,33 +245,62 @@ impl Session {
         u32::try_from(len / bs).map_err(|_| ScsiOpError::Invalid("too many blocks for one command"))
     }
 
-    /// Reads `buf.len()` bytes from `lba` (READ(10) or READ(16) as the range needs).
-    pub async fn read(&self, lun_no: u16, lba: u64, block_size: u32, buf: &mut [u8]) -> Result<(), ScsiOpError> {
-        let blocks = Self::blocks(buf.len(), block_size)?;
-        self.run(lun_no, &cdb::read(lba, blocks), DataBuf::In(buf)).await
+    /// Reads `buf.len()` bytes from `lba` (READ(10) or READ(16) as the range needs), and
+    /// hands the buffer back.
+    pub async fn read<B: IoBuf>(&self, lun_no: u16, lba: u64, block_size: u32, buf: B) -> (B, Result<(), ScsiOpError>) {
+        let blocks = match Self::blocks(buf.len(), block_size) {
+            Ok(b) => b,
+            Err(e) => return (buf, Err(e)),
+        };
+        let (b, r) = self.run(lun_no, &cdb::read(lba, blocks), DataBuf::In(buf)).await;
+        (b.expect("run hands the buffer back"), r)
     }
 
-    /// Writes `buf` at `lba`, with Force Unit Access when `fua`.
-    pub async fn write(&self, lun_no: u16, lba: u64, block_size: u32, buf: &[u8], fua: bool) -> Result<(), ScsiOpError> {
-        let blocks = Self::blocks(buf.len(), block_size)?;
-        self.run(lun_no, &cdb::write(lba, blocks, fua), DataBuf::Out(buf)).await
+    /// Writes `buf` at `lba`, with Force Unit Access when `fua`, and hands the buffer back.
+    pub async fn write<B: IoBuf>(&self, lun_no: u16, lba: u64, block_size: u32, buf: B, fua: bool) -> (B, Result<(), ScsiOpError>) {
+        let blocks = match Self::blocks(buf.len(), block_size) {
+            Ok(b) => b,
+            Err(e) => return (buf, Err(e)),
+        };
+        let (b, r) = self.run(lun_no, &cdb::write(lba, blocks, fua), DataBuf::Out(buf)).await;
+        (b.expect("run hands the buffer back"), r)
+    }
+
+    /// Reads into a new buffer (convenience for tools and tests; the data path lends its own).
+    pub async fn read_vec(&self, lun_no: u16, lba: u64, block_size: u32, len: usize) -> Result<Vec<u8>, ScsiOpError> {
+        let (buf, r) = self.read(lun_no, lba, block_size, vec![0u8; len]).await;
+        r.map(|()| buf)
+    }
+
+    /// Reads into `out` through a buffer of its own (convenience for tools and tests: one
+    /// extra copy; the data path lends its buffer with [`Session::read`]).
+    pub async fn read_into(&self, lun_no: u16, lba: u64, block_size: u32, out: &mut [u8]) -> Result<(), ScsiOpError> {
+        let buf = self.read_vec(lun_no, lba, block_size, out.len()).await?;
+        out.copy_from_slice(&buf);
+        Ok(())
+    }
+
+    /// Writes a copy of `data` (convenience for tools and tests).
+    pub async fn write_slice(&self, lun_no: u16, lba: u64, block_size: u32, data: &[u8], fua: bool) -> Result<(), ScsiOpError> {
+        self.write(lun_no, lba, block_size, data.to_vec(), fua).await.1
     }
 
     /// SYNCHRONIZE CACHE(10) over the whole LU.
     pub async fn flush(&self, lun_no: u16) -> Result<(), ScsiOpError> {
-        self.run(lun_no, &cdb::synchronize_cache10(0, 0), DataBuf::None).await
+        self.run::<Vec<u8>>(lun_no, &cdb::synchronize_cache10(0, 0), DataBuf::None).await.1
     }
 
     /// UNMAP (SBC-3 §5.28) of up to a handful of ranges.
     pub async fn unmap(&self, lun_no: u16, ranges: &[(u64, u32)]) -> Result<(), ScsiOpError> {
-        let mut params = [0u8; 8 + 16 * 16];
+        let mut params = vec![0u8; 8 + 16 * ranges.len().max(1)];
         let len = cdb::write_unmap_params(&mut params, ranges)?;
-        self.run(lun_no, &cdb::unmap(len), DataBuf::Out(&params[..usize::from(len)])).await
+        params.truncate(usize::from(len));
+        self.run(lun_no, &cdb::unmap(len), DataBuf::Out(params)).await.1
     }
 
     /// WRITE SAME(16) of zeroes, with UNMAP when `unmap` (SBC-3 §5.50).
     pub async fn write_zeroes(&self, lun_no: u16, lba: u64, blocks: u32, block_size: u32, unmap: bool) -> Result<(), ScsiOpError> {
         let zero = vec![0u8; block_size as usize];
-        self.run(lun_no, &cdb::write_same16(lba, blocks, unmap, false), DataBuf::Out(&zero)).await
+        self.run(lun_no, &cdb::write_same16(lba, blocks, unmap, false), DataBuf::Out(zero)).await.1
     }
 }

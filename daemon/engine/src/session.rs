@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::conn::{self, Conn, ConnExit, Control, Shared, Stats};
 use crate::error::{CommandError, EngineError};
+use crate::buf::{DataBuf, IoBuf};
 use crate::slots::{Dir, RawBuf, State, SENSE_MAX};
 use crate::transport::connect_and_login;
 
@@ -101,14 +102,6 @@ pub struct SessionInfo {
     pub tpgt: Option<u16>,
     pub target_alias: Option<String>,
     pub params: SessionParams,
-}
-
-/// The buffer of one command: data in (read), data out (write) or none.
-#[derive(Debug)]
-pub enum DataBuf<'a> {
-    None,
-    In(&'a mut [u8]),
-    Out(&'a [u8]),
 }
 
 /// The outcome of a command that reached the target: its SCSI status, sense data and residuals.
@@ -381,29 +374,44 @@ impl Session {
         !self.inner.shared.closed.load(Ordering::SeqCst)
     }
 
-    /// Runs one SCSI command on `lun` (a wire-format LUN, see `lunlink_proto::lun::encode`).
-    /// Waits for a free slot when `queue_depth` commands are already in flight. Dropping the
-    /// returned future early is safe: the buffer is released at once and the command's outcome
-    /// is discarded when it arrives.
-    pub async fn execute(&self, lun: u64, cdb: &[u8], data: DataBuf<'_>) -> Result<Completion, CommandError> {
-        if cdb.is_empty() || cdb.len() > 16 {
-            return Err(CommandError::InvalidRequest("CDB must be 1 to 16 bytes"));
-        }
-        let (dir, buf) = match data {
-            DataBuf::None => (Dir::None, RawBuf::EMPTY),
-            DataBuf::In(b) => (Dir::Read, RawBuf { ptr: b.as_mut_ptr(), len: b.len() }),
-            DataBuf::Out(b) => (Dir::Write, RawBuf { ptr: b.as_ptr().cast_mut(), len: b.len() }),
+    /// Runs one SCSI command without data on `lun` (a wire-format LUN).
+    pub async fn execute_none(&self, lun: u64, cdb: &[u8]) -> Result<Completion, CommandError> {
+        self.execute::<Vec<u8>>(lun, cdb, DataBuf::None).await.1
+    }
+
+    /// Runs one SCSI command on `lun` (a wire-format LUN, see `lunlink_proto::lun::encode`)
+    /// and hands the buffer back with the outcome. Waits for a free slot when `queue_depth`
+    /// commands are already in flight. Dropping the returned future early is safe: the buffer
+    /// is never touched again and the command's outcome is discarded when it arrives (a write
+    /// the target is still taking data for goes on from a copy).
+    pub async fn execute<B: IoBuf>(&self, lun: u64, cdb: &[u8], data: DataBuf<B>) -> (Option<B>, Result<Completion, CommandError>) {
+        let (dir, mut owned) = match data {
+            DataBuf::None => (Dir::None, None),
+            DataBuf::In(b) => (Dir::Read, Some(b)),
+            DataBuf::Out(b) => (Dir::Write, Some(b)),
         };
+        let buf = match owned.as_mut() {
+            Some(b) => RawBuf { ptr: b.as_mut_ptr(), len: b.len() },
+            None => RawBuf::EMPTY,
+        };
+        if cdb.is_empty() || cdb.len() > 16 {
+            return (owned, Err(CommandError::InvalidRequest("CDB must be 1 to 16 bytes")));
+        }
         if u32::try_from(buf.len).is_err() {
-            return Err(CommandError::InvalidRequest("data buffer larger than 4 GiB"));
+            return (owned, Err(CommandError::InvalidRequest("data buffer larger than 4 GiB")));
         }
         let shared = &*self.inner.shared;
         if shared.closed.load(Ordering::Acquire) {
-            return Err(CommandError::SessionClosed);
+            return (owned, Err(CommandError::SessionClosed));
         }
-        shared.slots.sem.acquire().await.map_err(|_| CommandError::SessionClosed)?.forget();
+        match shared.slots.sem.acquire().await {
+            Ok(p) => p.forget(),
+            Err(_) => return (owned, Err(CommandError::SessionClosed)),
+        }
         let idx = shared.slots.take();
-        let mut guard = SlotGuard { shared, idx, armed: true };
+        // The guard owns the buffer from here on, so that when the future is dropped early the
+        // slot is marked abandoned before the buffer is freed.
+        let mut guard = SlotGuard { shared, idx, armed: true, buf: owned };
         {
             let mut s = shared.slots.lock(idx);
             s.lun = lun;
@@ -433,7 +441,7 @@ impl Session {
                 drop(q);
                 guard.armed = false;
                 shared.slots.release(idx);
-                return Err(e);
+                return (guard.buf.take(), Err(e));
             }
             shared.slots.lock(idx).state = State::Queued;
             q.push_back(idx);
@@ -461,7 +469,7 @@ impl Session {
         .await;
         guard.armed = false;
         shared.slots.release(idx);
-        out
+        (guard.buf.take(), out)
     }
 
     /// Logs out cleanly (§6.3 close session). Commands still in flight fail with SessionClosed.
@@ -486,13 +494,15 @@ impl Session {
 }
 
 /// Hands a slot back if the caller's future is dropped before the outcome was taken.
-struct SlotGuard<'a> {
+struct SlotGuard<'a, B> {
     shared: &'a Shared,
     idx: u16,
     armed: bool,
+    /// The caller's buffer: dropped only after `drop` below has run.
+    buf: Option<B>,
 }
 
-impl Drop for SlotGuard<'_> {
+impl<B> Drop for SlotGuard<'_, B> {
     fn drop(&mut self) {
         if !self.armed {
             return;

@@ -196,11 +196,11 @@ fn config(portal: &str) -> SessionConfig {
 }
 
 async fn read_once(s: &Session) -> Result<lunlink_engine::Completion, lunlink_engine::CommandError> {
-    let mut buf = vec![0u8; 4096];
     let cdb = [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0];
-    tokio::time::timeout(Duration::from_secs(30), s.execute(lunlink_proto::lun::encode(1), &cdb, DataBuf::In(&mut buf)))
+    tokio::time::timeout(Duration::from_secs(30), s.execute(lunlink_proto::lun::encode(1), &cdb, DataBuf::In(vec![0u8; 4096])))
         .await
         .expect("command hung")
+        .1
 }
 
 async fn wait_logged_in(s: &Session) {

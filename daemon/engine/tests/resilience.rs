@@ -64,9 +64,9 @@ async fn target_killed_and_restarted_with_128_commands_in_flight() {
         tasks.push(tokio::spawn(async move {
             for gen in 0..6u64 {
                 let data = block(i, gen);
-                s.write(1, i * 128, 512, &data, false).await.map_err(|e| format!("write {i}/{gen}: {e}"))?;
+                s.write_slice(1, i * 128, 512, &data, false).await.map_err(|e| format!("write {i}/{gen}: {e}"))?;
                 let mut back = vec![0u8; data.len()];
-                s.read(1, i * 128, 512, &mut back).await.map_err(|e| format!("read {i}/{gen}: {e}"))?;
+                s.read_into(1, i * 128, 512, &mut back).await.map_err(|e| format!("read {i}/{gen}: {e}"))?;
                 if back != data {
                     return Err(format!("block {i} generation {gen} read back wrong"));
                 }
@@ -103,7 +103,7 @@ async fn connection_dropped_by_the_target_is_reestablished() {
     wait_link(&s, LinkState::Reconnecting, Duration::from_secs(10)).await;
     wait_link(&s, LinkState::LoggedIn, Duration::from_secs(30)).await;
     let mut buf = vec![0u8; 4096];
-    s.read(1, 0, 512, &mut buf).await.unwrap();
+    s.read_into(1, 0, 512, &mut buf).await.unwrap();
     assert_ne!(s.info().tsih, 0);
     let _ = tsih;
     s.logout().await.unwrap();
@@ -135,19 +135,19 @@ async fn replacement_timeout_fails_io_and_io_works_again_after_return() {
     // A read issued now waits, then fails once the replacement timeout expires: never hangs.
     let start = Instant::now();
     let mut buf = vec![0u8; 4096];
-    let r = tokio::time::timeout(Duration::from_secs(20), s.read(1, 0, 512, &mut buf)).await.expect("read hung");
+    let r = tokio::time::timeout(Duration::from_secs(20), s.read_into(1, 0, 512, &mut buf)).await.expect("read hung");
     let took = start.elapsed();
     assert!(r.is_err(), "read must fail while the target is gone");
     assert!(took < Duration::from_secs(8), "failed after {took:?}: replacement timeout is 2 s");
     assert_eq!(s.link_state(), LinkState::Down);
     // New IO fails at once while down.
     let quick = Instant::now();
-    assert!(s.read(1, 0, 512, &mut buf).await.is_err());
+    assert!(s.read_into(1, 0, 512, &mut buf).await.is_err());
     assert!(quick.elapsed() < Duration::from_secs(1));
     // The target returns: the session comes back and IO works again.
     tokio::task::block_in_place(|| t.restart_with(&[spec()]));
     wait_link(&s, LinkState::LoggedIn, Duration::from_secs(60)).await;
-    s.read(1, 0, 512, &mut buf).await.unwrap();
+    s.read_into(1, 0, 512, &mut buf).await.unwrap();
     s.logout().await.unwrap();
 }
 
@@ -162,7 +162,7 @@ async fn logout_while_reconnecting_always_works() {
     assert!(start.elapsed() < Duration::from_secs(16), "logout waited out a login attempt at most");
     assert!(!s.is_open());
     let mut buf = vec![0u8; 512];
-    assert!(s.read(1, 0, 512, &mut buf).await.is_err());
+    assert!(s.read_into(1, 0, 512, &mut buf).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +177,7 @@ async fn unanswered_command_is_escalated_not_hung() {
     let s2 = s.clone();
     let io = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
-        s2.read(1, 0, 512, &mut buf).await
+        s2.read_into(1, 0, 512, &mut buf).await
     });
     // The escalation (ABORT TASK, LU RESET, reconnect) must act on it.
     let start = Instant::now();

@@ -162,9 +162,9 @@ async fn write_read_back(digests: bool) {
     for size in [512usize, 4096, 65536, 65536 + 512, 262144, 1 << 20, 3 << 20, 16 << 20] {
         let mut data = vec![0u8; size];
         rng.fill(&mut data[..]);
-        within(s.write(1, lba, 512, &data, false)).await.unwrap();
+        within(s.write_slice(1, lba, 512, &data, false)).await.unwrap();
         let mut back = vec![0u8; size];
-        within(s.read(1, lba, 512, &mut back)).await.unwrap();
+        within(s.read_into(1, lba, 512, &mut back)).await.unwrap();
         assert!(back == data, "data read back differs at size {size}");
         lba += (size / 512) as u64;
         if lba > (40 << 20) / 512 {
@@ -198,7 +198,7 @@ async fn many_concurrent_commands_all_correct() {
     let mut tasks = Vec::new();
     for i in 0..256u64 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.write(1, i * 16, 512, &block(i), false).await }));
+        tasks.push(tokio::spawn(async move { s.write_slice(1, i * 16, 512, &block(i), false).await }));
     }
     for t in tasks {
         within(t).await.unwrap().unwrap();
@@ -208,7 +208,7 @@ async fn many_concurrent_commands_all_correct() {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let mut buf = vec![0u8; 8192];
-            s.read(1, i * 16, 512, &mut buf).await.map(|()| buf == block(i))
+            s.read_into(1, i * 16, 512, &mut buf).await.map(|()| buf == block(i))
         }));
     }
     for t in tasks {
@@ -230,13 +230,14 @@ async fn raw_execute_reports_check_condition() {
     within(s.test_unit_ready(1)).await.unwrap();
     // READ(10) far beyond the end of a 1 MiB LU: CHECK CONDITION with ILLEGAL REQUEST sense.
     let cdb = [0x28, 0, 0x00, 0x10, 0, 0, 0, 0, 1, 0];
-    let mut buf = vec![0u8; 512];
-    let c = within(s.execute(lunlink_proto::lun::encode(1), &cdb, DataBuf::In(&mut buf))).await.unwrap();
+    let (buf, c) = within(s.execute(lunlink_proto::lun::encode(1), &cdb, DataBuf::In(vec![0u8; 512]))).await;
+    let c = c.unwrap();
+    let mut buf = buf.unwrap();
     assert_eq!(c.status, 2);
     assert!(c.sense().len() >= 14);
     assert_eq!(c.sense()[2] & 0x0f, 5, "ILLEGAL REQUEST");
     // The typed helper turns it into an error naming the problem.
-    let err = within(s.read(1, 0x10_0000, 512, &mut buf)).await.unwrap_err();
+    let err = within(s.read_into(1, 0x10_0000, 512, &mut buf)).await.unwrap_err();
     assert!(err.to_string().to_lowercase().contains("illegal request") || err.to_string().contains("out of range"), "{err}");
     within(s.logout()).await.unwrap();
 }
@@ -256,9 +257,9 @@ async fn commands_wait_for_a_small_cmdsn_window() {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let data = vec![(i % 251) as u8; 4096];
-            s.write(1, i * 8, 512, &data, false).await?;
+            s.write_slice(1, i * 8, 512, &data, false).await?;
             let mut back = vec![0u8; 4096];
-            s.read(1, i * 8, 512, &mut back).await?;
+            s.read_into(1, i * 8, 512, &mut back).await?;
             Ok::<bool, lunlink_engine::ScsiOpError>(back == data)
         }));
     }

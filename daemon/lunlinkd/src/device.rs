@@ -34,7 +34,7 @@ use libublk::ctrl::{UblkCtrl, UblkCtrlBuilder};
 use libublk::helpers::IoBuf;
 use libublk::io::{UblkDev, UblkQueue};
 use libublk::{sys, BufDesc, UblkError, UblkFlags, UblkUringData};
-use lunlink_engine::{DataBuf, LinkState, LunInfo, ScsiOpError, Session};
+use lunlink_engine::{DataBuf, IoBuf as EngineBuf, LinkState, LunInfo, RawIoBuf, ScsiOpError, Session};
 use lunlink_scsi::ScsiError;
 
 /// The ublk control device; it exists once `ublk_drv` is loaded.
@@ -980,10 +980,14 @@ async fn run(ctx: &QueueCtx, path: &IoPath, req: Request, buf: &mut [u8], tw: &T
     let step = ctx.lu.geo.max_xfer_bytes.max(bs as usize);
     for (i, chunk) in buf[..len].chunks_mut(step).enumerate() {
         let at = lba + u64::try_from(i * step / bs as usize).unwrap_or(0);
+        // SAFETY: the chunk is part of this tag's ublk IO buffer, which only this tag's task
+        // uses while its request is in flight, and which is freed only after the task (and
+        // so this future, which the queue executor never leaks) has been dropped.
+        let lent = unsafe { RawIoBuf::new(chunk.as_mut_ptr(), chunk.len()) };
         if write {
-            cross(tw, waker, path.session.write(path.lun, at, bs, chunk, fua)).await?;
+            cross(tw, waker, path.session.write(path.lun, at, bs, lent, fua)).await.1?;
         } else {
-            cross(tw, waker, path.session.read(path.lun, at, bs, chunk)).await?;
+            cross(tw, waker, path.session.read(path.lun, at, bs, lent)).await.1?;
         }
     }
     Ok(i32::try_from(len).unwrap_or(i32::MAX))
@@ -991,25 +995,31 @@ async fn run(ctx: &QueueCtx, path: &IoPath, req: Request, buf: &mut [u8], tw: &T
 
 /// WRITE SAME(16) of one zero block (SBC-3 §5.45); the data is the queue's zero block.
 async fn write_same(ctx: &QueueCtx, path: &IoPath, lba: u64, blocks: u32, unmap: bool) -> Result<(), ScsiOpError> {
-    param_command(path, &lunlink_scsi::cdb::write_same16(lba, blocks, unmap, false), &ctx.zero).await
+    // SAFETY: the queue's zero block outlives every tag task of the queue and is never
+    // written: the engine only reads the data of a data-out command.
+    let zero = unsafe { RawIoBuf::new(ctx.zero.as_ptr().cast_mut(), ctx.zero.len()) };
+    param_command(path, &lunlink_scsi::cdb::write_same16(lba, blocks, unmap, false), zero).await
 }
 
 /// UNMAP of one range (SBC-3 §5.28), its parameter list built on the stack.
 async fn unmap(path: &IoPath, lba: u64, blocks: u32) -> Result<(), ScsiOpError> {
     let mut params = [0u8; 24];
     let len = lunlink_scsi::cdb::write_unmap_params(&mut params, &[(lba, blocks)])?;
-    param_command(path, &lunlink_scsi::cdb::unmap(len), &params[..usize::from(len)]).await
+    // A small copy, on discards only: the engine owns what it sends.
+    param_command(path, &lunlink_scsi::cdb::unmap(len), params[..usize::from(len)].to_vec()).await
 }
 
 /// Runs a command whose data-out is a parameter list or a pattern rather than block data,
 /// retrying transient conditions a bounded number of times. Unlike block writes, a residual
 /// is no fault here: tgtd, for one, reports the whole UNMAP parameter list as residual after
 /// unmapping the range.
-async fn param_command(path: &IoPath, cdb: &lunlink_scsi::Cdb, data: &[u8]) -> Result<(), ScsiOpError> {
+async fn param_command<B: EngineBuf>(path: &IoPath, cdb: &lunlink_scsi::Cdb, mut data: B) -> Result<(), ScsiOpError> {
     let lun = lunlink_proto::lun::encode(path.lun);
     let mut attempt = 0;
     loop {
-        let done = path.session.execute(lun, cdb.as_slice(), DataBuf::Out(data)).await?;
+        let (back, r) = path.session.execute(lun, cdb.as_slice(), DataBuf::Out(data)).await;
+        data = back.expect("the engine hands a data-out buffer back");
+        let done = r?;
         match ScsiError::check(done.status, done.sense()) {
             Ok(()) => return Ok(()),
             Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {

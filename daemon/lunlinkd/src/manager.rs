@@ -65,11 +65,10 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// `what` names the operation in the log; the message for the caller leaves it out,
-    /// since every caller (lunlinkctl included) already says what it asked for.
+    /// The message names the operation and its target: a caller of Login with an empty
+    /// portal, or of LoginAll, cannot tell otherwise which node failed.
     fn from_engine(e: EngineError, what: &str) -> Self {
-        tracing::warn!("{what}: {e}");
-        let msg = e.to_string();
+        let msg = format!("{what}: {e}");
         match &e {
             EngineError::Login(l) => match l {
                 LoginError::AuthenticationFailed { .. }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use lunlink_proto::negotiate::SessionParams;
 use lunlink_proto::pdu::{
-    self, encode_pdu, parse_frame, AsyncEvent, DataIn, DataOut, Digests, FrameConfig, FrameStatus, Header,
+    self, encode_pdu, Opcode, parse_frame, AsyncEvent, DataIn, DataOut, Digests, FrameConfig, FrameStatus, Header,
     LogoutReason, LogoutRequest, NopIn, NopOut, R2t, Reject, ScsiCommand, ScsiResponse, TaskAttr, TaskMgmtFunction,
     TaskMgmtRequest, TaskMgmtResponse, RESERVED_TAG,
 };
@@ -48,6 +48,8 @@ pub struct Stats {
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
     pub errors: AtomicU64,
+    /// Data-In payload bytes the kernel placed straight into callers' buffers.
+    pub bytes_read_direct: AtomicU64,
 }
 
 /// State shared by callers and the connection task.
@@ -253,6 +255,7 @@ pub(crate) struct Conn {
     send: Vec<u8>,
     sent: usize,
     timeouts: Timeouts,
+    direct: Option<DirectRx>,
 }
 
 struct ConnState {
@@ -338,6 +341,7 @@ impl Conn {
             send: Vec::with_capacity(SEND_HIGH_WATER + max_pdu),
             sent: 0,
             timeouts,
+            direct: None,
         }
     }
 
@@ -600,6 +604,24 @@ impl Conn {
             self.on_tmf_response()?;
         }
         loop {
+            if self.direct.is_some() {
+                match self.pump_direct()? {
+                    Pump::Payload(drained) => {
+                        got = true;
+                        if drained {
+                            break;
+                        }
+                        continue;
+                    }
+                    Pump::Finished => {
+                        got = true;
+                        self.handle_frames()?;
+                        self.on_tmf_response()?;
+                        continue;
+                    }
+                    Pump::NeedTrailer => {} // read it below, with whatever follows
+                }
+            }
             if self.rend == self.recv.len() {
                 // Move the partial PDU to the front to make room.
                 self.recv.copy_within(self.rstart..self.rend, 0);
@@ -614,7 +636,9 @@ impl Conn {
                     self.st.last_rx = Instant::now();
                     self.handle_frames()?;
                     self.on_tmf_response()?;
-                    if drained {
+                    // A direct receive may have just started, or its trailer arrived: go round
+                    // once more to move it on rather than wait for the next readiness.
+                    if drained && self.direct.is_none() {
                         break;
                     }
                 }
@@ -627,28 +651,161 @@ impl Conn {
     }
 
     fn handle_frames(&mut self) -> Result<(), Arc<str>> {
-        let Conn { recv, rstart, rend, st, shared, send, params, frame_cfg, digests, events, .. } = self;
         loop {
-            match parse_frame(&recv[*rstart..*rend], frame_cfg) {
-                Ok(FrameStatus::Incomplete(need)) => {
-                    if need > recv.len() - *rstart && *rstart > 0 {
-                        recv.copy_within(*rstart..*rend, 0);
-                        *rend -= *rstart;
-                        *rstart = 0;
+            if self.direct.is_some() {
+                return Ok(()); // the bytes at rstart belong to a payload being placed directly
+            }
+            let need = {
+                let Conn { recv, rstart, rend, st, shared, send, params, frame_cfg, digests, events, .. } = self;
+                match parse_frame(&recv[*rstart..*rend], frame_cfg) {
+                    Ok(FrameStatus::Complete(frame, used)) => {
+                        st.handle(shared, send, *digests, params, events, frame.header, frame.data)?;
+                        *rstart += used;
+                        continue;
                     }
-                    if *rstart == *rend {
-                        *rstart = 0;
-                        *rend = 0;
-                    }
-                    return Ok(());
+                    Ok(FrameStatus::Incomplete(need)) => need,
+                    Err(e) => return Err(format!("bad PDU from the target: {e}").into()),
                 }
-                Ok(FrameStatus::Complete(frame, used)) => {
-                    st.handle(shared, send, *digests, params, events, frame.header, frame.data)?;
-                    *rstart += used;
-                }
-                Err(e) => return Err(format!("bad PDU from the target: {e}").into()),
+            };
+            if self.try_start_direct()? {
+                continue;
+            }
+            if need > self.recv.len() - self.rstart && self.rstart > 0 {
+                self.recv.copy_within(self.rstart..self.rend, 0);
+                self.rend -= self.rstart;
+                self.rstart = 0;
+            }
+            if self.rstart == self.rend {
+                self.rstart = 0;
+                self.rend = 0;
+            }
+            return Ok(());
+        }
+    }
+
+    /// Starts receiving a large Data-In payload straight into the caller's buffer, when the
+    /// PDU's header is in the receive buffer but most of its payload is not.
+    fn try_start_direct(&mut self) -> Result<bool, Arc<str>> {
+        let avail = &self.recv[self.rstart..self.rend];
+        let Some(bhs) = avail.first_chunk::<48>() else { return Ok(false) };
+        if bhs[0] & 0x3f != Opcode::DataIn as u8 {
+            return Ok(false);
+        }
+        let total = u32::from_be_bytes([0, bhs[5], bhs[6], bhs[7]]);
+        let hd = if self.digests.header { 4 } else { 0 };
+        let header_len = 48 + usize::from(bhs[4]) * 4;
+        let data_start = header_len + hd;
+        if total < DIRECT_MIN || avail.len() < data_start {
+            return Ok(false);
+        }
+        let in_buf = (avail.len() - data_start).min(total as usize);
+        if (total as usize - in_buf) < DIRECT_MIN as usize {
+            return Ok(false); // nearly all here already: the usual path is as good
+        }
+        if self.digests.header {
+            let got = u32::from_le_bytes([avail[header_len], avail[header_len + 1], avail[header_len + 2], avail[header_len + 3]]);
+            if got != crc32c::crc32c(&avail[..header_len]) {
+                return Err("bad PDU from the target: header digest mismatch".into());
             }
         }
+        let Ok(Header::DataIn(h)) = Header::decode(bhs) else { return Ok(false) };
+        let Some(idx) = self.st.lookup(&self.shared, h.itt) else { return Ok(false) };
+        let x = &self.st.xfer[usize::from(idx)];
+        let s = self.shared.slots.lock(idx);
+        let fits = h.buffer_offset.checked_add(total).is_some_and(|end| end <= x.len);
+        if s.state != State::Sent || s.itt(idx) != h.itt || s.dir != Dir::Read || !fits || s.abandoned {
+            return Ok(false); // the usual path judges it
+        }
+        // SAFETY: slot locked, Sent, not abandoned: the caller's buffer is alive (the engine
+        // holds it), and offset..offset+total lies inside it (checked above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(avail[data_start..].as_ptr(), s.buf.ptr.add(h.buffer_offset as usize), in_buf);
+        }
+        drop(s);
+        self.direct = Some(DirectRx {
+            header: h,
+            idx,
+            total,
+            placed: u32::try_from(in_buf).unwrap_or(0),
+            pad: (4 - total as usize % 4) % 4,
+            digest: self.digests.data,
+            discard: false,
+        });
+        self.rstart += data_start + in_buf;
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        }
+        Ok(true)
+    }
+
+    /// Moves a direct receive on: payload bytes from the socket into the caller's buffer, then
+    /// the padding and digest through the receive buffer, then the PDU's handling.
+    fn pump_direct(&mut self) -> Result<Pump, Arc<str>> {
+        let Some(d) = self.direct.as_mut() else { return Ok(Pump::Finished) };
+        if d.placed < d.total {
+            let want = (d.total - d.placed) as usize;
+            let s = self.shared.slots.lock(d.idx);
+            if d.discard || s.abandoned || s.state != State::Sent {
+                d.discard = true;
+                drop(s);
+                // Read into the free part of the receive buffer and forget it.
+                let room = (self.recv.len() - self.rend).min(want);
+                if room == 0 {
+                    return Ok(Pump::Payload(false));
+                }
+                let end = self.rend + room;
+                return match read_some(&self.stream, &mut self.recv[self.rend..end]).map_err(|e| Arc::from(format!("read failed: {e}")))? {
+                    Read::Eof => Err("connection closed by the target".into()),
+                    Read::Empty => Ok(Pump::Payload(true)),
+                    Read::Got(n, drained) => {
+                        d.placed += u32::try_from(n).unwrap_or(0);
+                        Ok(Pump::Payload(drained))
+                    }
+                };
+            }
+            let at = d.header.buffer_offset as usize + d.placed as usize;
+            // SAFETY: slot locked, Sent, not abandoned; at..at+want lies inside the buffer
+            // (checked when the direct receive started). The read is non-blocking.
+            let dest = unsafe { std::slice::from_raw_parts_mut(s.buf.ptr.add(at), want) };
+            let r = read_some(&self.stream, dest).map_err(|e| Arc::from(format!("read failed: {e}")))?;
+            drop(s);
+            self.st.last_rx = Instant::now();
+            return match r {
+                Read::Eof => Err("connection closed by the target".into()),
+                Read::Empty => Ok(Pump::Payload(true)),
+                Read::Got(n, drained) => {
+                    d.placed += u32::try_from(n).unwrap_or(0);
+                    self.shared.stats.bytes_read_direct.fetch_add(n as u64, Ordering::Relaxed);
+                    Ok(Pump::Payload(drained))
+                }
+            };
+        }
+        let trailer = d.pad + if d.digest { 4 } else { 0 };
+        if self.rend - self.rstart < trailer {
+            return Ok(Pump::NeedTrailer);
+        }
+        let d = self.direct.take().expect("checked above");
+        if d.digest && !d.discard {
+            let s = self.shared.slots.lock(d.idx);
+            if s.state == State::Sent && !s.abandoned {
+                // SAFETY: as above: the payload was placed there and the slot is still ours.
+                let placed = unsafe { std::slice::from_raw_parts(s.buf.ptr.add(d.header.buffer_offset as usize), d.total as usize) };
+                let t = &self.recv[self.rstart..self.rstart + trailer];
+                let computed = crc32c::crc32c_append(crc32c::crc32c(placed), &t[..d.pad]);
+                let got = u32::from_le_bytes([t[d.pad], t[d.pad + 1], t[d.pad + 2], t[d.pad + 3]]);
+                if got != computed {
+                    return Err(format!("bad PDU from the target: data digest mismatch (got 0x{got:08x}, computed 0x{computed:08x})").into());
+                }
+            }
+        }
+        self.rstart += trailer;
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        }
+        self.st.on_data_in(&self.shared, &d.header, Payload::Placed(d.total))?;
+        Ok(Pump::Finished)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -891,7 +1048,7 @@ impl ConnState {
         data: &[u8],
     ) -> Result<(), Arc<str>> {
         match header {
-            Header::DataIn(h) => self.on_data_in(shared, &h, data),
+            Header::DataIn(h) => self.on_data_in(shared, &h, Payload::Bytes(data)),
             Header::ScsiResponse(h) => self.on_response(shared, events, &h, data),
             Header::R2t(h) => self.on_r2t(shared, params, &h),
             Header::NopIn(h) => {
@@ -967,7 +1124,11 @@ impl ConnState {
         }
     }
 
-    fn on_data_in(&mut self, shared: &Shared, h: &DataIn, data: &[u8]) -> Result<(), Arc<str>> {
+    fn on_data_in(&mut self, shared: &Shared, h: &DataIn, payload: Payload<'_>) -> Result<(), Arc<str>> {
+        let (data, placed): (&[u8], Option<u32>) = match payload {
+            Payload::Bytes(d) => (d, None),
+            Payload::Placed(n) => (&[], Some(n)),
+        };
         self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
         if h.has_status {
             self.stat_sn(h.stat_sn);
@@ -976,14 +1137,14 @@ impl ConnState {
             return Err(format!("Data-In for unknown task 0x{:08x}", h.itt).into());
         };
         let x = &mut self.xfer[usize::from(idx)];
-        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let len = placed.unwrap_or_else(|| u32::try_from(data.len()).unwrap_or(u32::MAX));
         let end = h.buffer_offset.checked_add(len);
         let mut s = shared.slots.lock(idx);
         if s.state != State::Sent || s.itt(idx) != h.itt {
             return Err(format!("Data-In for task 0x{:08x}, which is not outstanding", h.itt).into());
         }
         match end {
-            Some(end) if end <= x.len && (s.dir == Dir::Read || data.is_empty()) => {
+            Some(end) if end <= x.len && (s.dir == Dir::Read || len == 0) => {
                 if !s.abandoned && !data.is_empty() {
                     // SAFETY: slot locked and not abandoned: the caller's buffer is alive, and
                     // offset..end lies inside it (x.len is its length).
@@ -1198,4 +1359,37 @@ fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<Read> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::Empty),
         Err(e) => Err(e),
     }
+}
+
+/// A Data-In payload: in the receive buffer, or already placed in the caller's buffer by
+/// the direct receive path.
+enum Payload<'a> {
+    Bytes(&'a [u8]),
+    Placed(u32),
+}
+
+/// Data-In segments at least this long are received straight into the caller's buffer once
+/// their header is in: the kernel's copy is then the only one.
+const DIRECT_MIN: u32 = 16 * 1024;
+
+/// A Data-In PDU whose payload is being received straight into the caller's buffer.
+struct DirectRx {
+    header: DataIn,
+    idx: u16,
+    total: u32,
+    placed: u32,
+    /// Padding and data digest that follow the payload on the wire.
+    pad: usize,
+    digest: bool,
+    /// The caller gave up meanwhile: the rest of the payload is read and dropped.
+    discard: bool,
+}
+
+enum Pump {
+    /// Payload bytes arrived; `true` when the socket is empty now.
+    Payload(bool),
+    /// The payload is complete; its padding and digest are not in the receive buffer yet.
+    NeedTrailer,
+    /// The PDU is complete and handled.
+    Finished,
 }

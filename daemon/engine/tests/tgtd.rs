@@ -172,6 +172,8 @@ async fn write_read_back(digests: bool) {
         }
     }
     within(s.flush(1)).await.unwrap();
+    // Large reads went (at least partly) straight from the socket into the buffers.
+    assert!(s.stats().bytes_read_direct.load(std::sync::atomic::Ordering::Relaxed) > 0);
     within(s.logout()).await.unwrap();
 }
 

@@ -78,8 +78,9 @@ pub struct DeviceConfig {
     /// udev rule (systemd/90-lunlink.rules) imports for the stable /dev/disk names.
     pub runtime_dir: PathBuf,
     /// Create devices with UBLK_F_USER_RECOVERY(_REISSUE), so that they survive a daemon crash
-    /// and a new daemon can take them over (with the identity kept in the device's JSON under
-    /// /run/ublksrvd). Off: the reattach side does not exist yet.
+    /// (the kernel queues their IO) and a new daemon takes them over: at start it finds them
+    /// by the identity and geometry kept in each device's JSON under /run/ublksrvd, and
+    /// [`DeviceManager::attach`] re-attaches such a device instead of making a new one.
     pub recoverable: bool,
 }
 
@@ -90,7 +91,7 @@ impl DeviceConfig {
             nr_queues: d.nr_queues,
             queue_depth: d.queue_depth,
             runtime_dir: default_runtime_dir(),
-            recoverable: false,
+            recoverable: true,
         }
     }
 }
@@ -124,6 +125,9 @@ struct State {
     devices: HashMap<String, Device>,
     /// Path id (chosen by the caller) -> LU key.
     paths: HashMap<u64, String>,
+    /// Devices a previous daemon left in recovery (their IO waits in the kernel), by LU key,
+    /// until a path to their LU attaches or [`DeviceManager::release_orphan`] gives up.
+    orphans: HashMap<String, Orphan>,
 }
 
 struct Device {
@@ -131,17 +135,85 @@ struct Device {
     bdev: String,
     ctrl: Arc<UblkCtrl>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Taken over from a previous daemon: its control does not delete the device on drop.
+    recovered: bool,
+}
+
+/// A device left by a previous daemon, waiting in the kernel's recovery state.
+struct Orphan {
+    dev_id: u32,
+    ident: Ident,
+    geo: Geometry,
+    nr_queues: u16,
+    depth: u16,
+}
+
+/// What the daemon tells about a device in recovery (for logging in to its LU again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanInfo {
+    /// The LU key (WWID, or target/portal/LUN).
+    pub key: String,
+    pub device: String,
+    pub target: String,
+    pub portal: String,
+    pub lun: u16,
 }
 
 impl DeviceManager {
     pub fn new(cfg: DeviceConfig) -> Self {
         remove_stale_udev_files(&cfg.runtime_dir);
+        let orphans = if cfg.enabled && cfg.recoverable && Path::new(CONTROL).exists() {
+            find_orphans(Path::new(&UblkCtrl::run_dir()))
+        } else {
+            HashMap::new()
+        };
         DeviceManager {
             inner: Arc::new(Inner {
                 cfg,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State { orphans, ..State::default() }),
                 create: tokio::sync::Mutex::new(()),
             }),
+        }
+    }
+
+    /// The devices a previous daemon left that wait for their LU (see [`Self::attach`]).
+    pub fn orphans(&self) -> Vec<OrphanInfo> {
+        let st = self.lock();
+        let mut v: Vec<OrphanInfo> = st
+            .orphans
+            .iter()
+            .map(|(key, o)| OrphanInfo {
+                key: key.clone(),
+                device: format!("/dev/ublkb{}", o.dev_id),
+                target: o.ident.target.clone(),
+                portal: o.ident.portal.clone(),
+                lun: o.ident.lun,
+            })
+            .collect();
+        v.sort_by(|a, b| a.device.cmp(&b.device));
+        v
+    }
+
+    /// Gives up waiting for the LU of an orphaned device: the device is taken over without a
+    /// path, so its queued and new IO fail with EIO (rather than wait for ever) until a
+    /// session to the LU attaches. Nothing happens when the device was re-attached already.
+    pub async fn release_orphan(&self, key: &str) {
+        let _creating = self.inner.create.lock().await;
+        let Some(o) = self.lock().orphans.remove(key) else { return };
+        let bdev = format!("/dev/ublkb{}", o.dev_id);
+        let lu = Arc::new(Lu { key: key.to_owned(), geo: o.geo.clone(), paths: RwLock::new(Vec::new()), errors: AtomicU64::new(0) });
+        match start_device(&self.inner.cfg, lu.clone(), o.ident, Some((o.dev_id, o.nr_queues, o.depth))).await {
+            Ok(started) => {
+                tracing::warn!(
+                    lu = %key, device = %bdev,
+                    "the logical unit is still unreachable: the device fails IO with EIO until a session to it logs in"
+                );
+                self.lock().devices.insert(
+                    key.to_owned(),
+                    Device { lu, bdev: started.bdev, ctrl: started.ctrl, thread: Some(started.thread), recovered: true },
+                );
+            }
+            Err(e) => tracing::error!(lu = %key, device = %bdev, "cannot take over the device: {e}; its IO stays blocked"),
         }
     }
 
@@ -179,10 +251,14 @@ impl DeviceManager {
                 return Ok(bdev);
             }
         }
+        let orphan = self.lock().orphans.remove(&key);
+        if let Some(o) = orphan {
+            return self.recover(path_id, path, &key, info, max_burst, o).await;
+        }
         let geo = Geometry::new(info, max_burst)?;
         let ident = Ident { target, portal, lun: info.lun, wwid: info.wwid.clone() };
         let lu = Arc::new(Lu { key: key.clone(), geo, paths: RwLock::new(vec![path]), errors: AtomicU64::new(0) });
-        let started = start_device(&self.inner.cfg, lu.clone(), ident).await?;
+        let started = start_device(&self.inner.cfg, lu.clone(), ident, None).await?;
         let bdev = started.bdev.clone();
         tracing::info!(
             lu = %key, device = %bdev, size = lu.geo.blocks * u64::from(lu.geo.block_size),
@@ -193,7 +269,43 @@ impl DeviceManager {
         );
         let mut st = self.lock();
         st.paths.insert(path_id, key.clone());
-        st.devices.insert(key, Device { lu, bdev: bdev.clone(), ctrl: started.ctrl, thread: Some(started.thread) });
+        st.devices.insert(key, Device { lu, bdev: bdev.clone(), ctrl: started.ctrl, thread: Some(started.thread), recovered: false });
+        Ok(bdev)
+    }
+
+    /// Re-attaches a device a previous daemon left, with its first path: the kernel then
+    /// sends the IO it queued (and reissues what was in flight). The device keeps the
+    /// geometry it was made with; a LU that changed meanwhile is reported.
+    async fn recover(
+        &self,
+        path_id: u64,
+        path: IoPath,
+        key: &str,
+        info: &LunInfo,
+        max_burst: u32,
+        o: Orphan,
+    ) -> Result<String, DeviceError> {
+        let bdev = format!("/dev/ublkb{}", o.dev_id);
+        match Geometry::new(info, max_burst) {
+            Ok(now) if now.blocks != o.geo.blocks || now.block_size != o.geo.block_size => tracing::warn!(
+                lu = %key, device = %bdev, blocks_before = o.geo.blocks, blocks_now = now.blocks,
+                block_size_before = o.geo.block_size, block_size_now = now.block_size,
+                "the logical unit changed while the daemon was away; the device keeps its old size"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(lu = %key, device = %bdev, "the logical unit changed while the daemon was away: {e}"),
+        }
+        let lu = Arc::new(Lu { key: key.to_owned(), geo: o.geo.clone(), paths: RwLock::new(vec![path]), errors: AtomicU64::new(0) });
+        let t0 = std::time::Instant::now();
+        let started = start_device(&self.inner.cfg, lu.clone(), o.ident, Some((o.dev_id, o.nr_queues, o.depth))).await?;
+        tracing::info!(
+            lu = %key, device = %started.bdev, took_ms = t0.elapsed().as_millis(),
+            "block device re-attached after a daemon restart; its queued IO resumes"
+        );
+        let bdev = started.bdev.clone();
+        let mut st = self.lock();
+        st.paths.insert(path_id, key.to_owned());
+        st.devices.insert(key.to_owned(), Device { lu, bdev: bdev.clone(), ctrl: started.ctrl, thread: Some(started.thread), recovered: true });
         Ok(bdev)
     }
 
@@ -337,7 +449,7 @@ impl Lu {
 }
 
 /// How discards reach the LU (SBC-3 §4.7.3, chosen as Linux's sd does).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Discard {
     None,
     Unmap,
@@ -345,7 +457,8 @@ enum Discard {
 }
 
 /// The device parameters of a LU, from what `probe_lun` found and the session's limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Kept in the device's JSON, so a restarted daemon serves the device as it was made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Geometry {
     block_size: u32,
     block_shift: u8,
@@ -554,6 +667,94 @@ fn remove_stale_udev_files(runtime_dir: &Path) {
     }
 }
 
+/// What a device's libublk JSON (`/run/ublksrvd/NNNN.json`) says about it, if it is one of
+/// ours: the LU's identity and the geometry it was made with.
+fn parse_device_json(text: &str) -> Option<(Ident, Geometry)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    if v["target"]["tgt_type"].as_str() != Some(TARGET_TYPE) {
+        return None;
+    }
+    let d = &v["target_data"];
+    let ident = Ident {
+        target: d["target"].as_str()?.to_owned(),
+        portal: d["portal"].as_str()?.to_owned(),
+        lun: u16::try_from(d["lun"].as_u64()?).ok()?,
+        wwid: d["wwid"].as_str()?.to_owned(),
+    };
+    let geo: Geometry = serde_json::from_value(d["geometry"].clone()).ok()?;
+    Some((ident, geo))
+}
+
+/// Whether process `pid` exists.
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// The devices in `run_dir` (libublk's JSON files) that a previous lunlinkd made and left
+/// behind: they still exist in the kernel and their server is gone. JSON files of ours whose
+/// device no longer exists are removed. Blocking; runs on a thread of its own, because
+/// libublk's control commands use a per-thread ring.
+fn find_orphans(run_dir: &Path) -> HashMap<String, Orphan> {
+    let run_dir = run_dir.to_owned();
+    let found = std::thread::Builder::new()
+        .name("ublk-recover-scan".into())
+        .spawn(move || scan_orphans(&run_dir))
+        .map(|t| t.join().unwrap_or_default());
+    match found {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!("cannot look for block devices left by a previous daemon: {e}");
+            HashMap::new()
+        }
+    }
+}
+
+fn scan_orphans(run_dir: &Path) -> HashMap<String, Orphan> {
+    let mut out = HashMap::new();
+    let Ok(rd) = std::fs::read_dir(run_dir) else { return out };
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(dev_id) = name.strip_suffix(".json").and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        let Some((ident, geo)) = parse_device_json(&text) else { continue };
+        let bdev = format!("/dev/ublkb{dev_id}");
+        if !Path::new(&format!("/sys/class/ublk-char/ublkc{dev_id}")).exists() {
+            // The kernel removed it (a daemon without recovery, or deleted): forget it.
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        }
+        let ctrl = match UblkCtrl::new_simple(i32::try_from(dev_id).unwrap_or(i32::MAX)) {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::warn!(device = %bdev, "cannot read the state of a device left by a previous daemon: {}", ublk_error(&err));
+                continue;
+            }
+        };
+        let info = ctrl.dev_info();
+        let live = u32::from(info.state) == sys::UBLK_S_DEV_LIVE;
+        if live && info.ublksrv_pid != me && process_alive(info.ublksrv_pid) {
+            tracing::info!(device = %bdev, pid = info.ublksrv_pid, "device is served by another running process; not taken over");
+            continue;
+        }
+        if info.flags & u64::from(sys::UBLK_F_USER_RECOVERY) == 0 {
+            continue;
+        }
+        if info.max_io_buf_bytes != geo.io_buf_bytes {
+            tracing::error!(device = %bdev, "device left by a previous daemon does not match its JSON; not taken over");
+            continue;
+        }
+        let key = if ident.wwid.is_empty() { format!("{},{},lun{}", ident.target, ident.portal, ident.lun) } else { ident.wwid.clone() };
+        tracing::info!(
+            device = %bdev, lu = %key, target = %ident.target, portal = %ident.portal, lun = ident.lun,
+            "found a block device left by a previous daemon; its IO waits until the logical unit is reached again"
+        );
+        out.insert(key, Orphan { dev_id, ident, geo, nr_queues: info.nr_hw_queues, depth: info.queue_depth });
+    }
+    out
+}
+
 fn write_udev_file(path: &Path, content: &str) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -581,15 +782,19 @@ fn ublk_error(e: &UblkError) -> String {
     }
 }
 
+/// A device to take over from a previous daemon: (id, queues, depth) as the kernel has them.
+type Recover = Option<(u32, u16, u16)>;
+
 /// Starts a device's control thread and waits until /dev/ublkbN exists (or creation failed).
-async fn start_device(cfg: &DeviceConfig, lu: Arc<Lu>, ident: Ident) -> Result<Started, DeviceError> {
+/// With `recover`, the existing device is taken over instead (START/END_USER_RECOVERY).
+async fn start_device(cfg: &DeviceConfig, lu: Arc<Lu>, ident: Ident, recover: Recover) -> Result<Started, DeviceError> {
     let (tx, rx) = tokio::sync::oneshot::channel::<StartReply>();
     let cfg = cfg.clone();
     let rt = tokio::runtime::Handle::current();
     let name = format!("ublk-{}", lu.key.chars().rev().take(8).collect::<String>());
     let thread = std::thread::Builder::new()
         .name(name)
-        .spawn(move || device_thread(&cfg, lu, &ident, &rt, tx))
+        .spawn(move || device_thread(&cfg, lu, &ident, recover, &rt, tx))
         .map_err(|e| DeviceError::Create(format!("cannot start a thread: {e}")))?;
     match rx.await {
         Ok(Ok((bdev, ctrl))) => Ok(Started { bdev, ctrl, thread }),
@@ -607,6 +812,7 @@ fn device_thread(
     cfg: &DeviceConfig,
     lu: Arc<Lu>,
     ident: &Ident,
+    recover: Recover,
     rt: &tokio::runtime::Handle,
     reply: tokio::sync::oneshot::Sender<StartReply>,
 ) {
@@ -616,8 +822,10 @@ fn device_thread(
             let _ = tx.send(r);
         }
     };
-    let nr_queues = cfg.nr_queues.max(1);
-    let depth = cfg.queue_depth.max(1);
+    let (nr_queues, depth) = match recover {
+        Some((_, q, d)) => (q.max(1), d.max(1)),
+        None => (cfg.nr_queues.max(1), cfg.queue_depth.max(1)),
+    };
     // One eventfd per queue, made here so a queue thread cannot fail before it registers.
     let mut wakes = Vec::new();
     for _ in 0..nr_queues {
@@ -631,26 +839,39 @@ fn device_thread(
     if cfg.recoverable {
         ctrl_flags |= u64::from(sys::UBLK_F_USER_RECOVERY | sys::UBLK_F_USER_RECOVERY_REISSUE);
     }
-    let ctrl = match UblkCtrlBuilder::default()
+    let builder = UblkCtrlBuilder::default()
         .name(TARGET_TYPE)
-        .id(-1)
         .nr_queues(nr_queues)
         .depth(depth)
-        .io_buf_bytes(lu.geo.io_buf_bytes)
-        .ctrl_flags(ctrl_flags)
-        // Asynchronous delete: a synchronous DEL_DEV waits until nobody holds the disk any
-        // more, which a filesystem still mounted after a forced logout never allows.
-        .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV | UblkFlags::UBLK_DEV_F_DEL_DEV_ASYNC)
-        .build()
-    {
+        .io_buf_bytes(lu.geo.io_buf_bytes);
+    let built = match recover {
+        // The kernel's view of the device (flags, queues) is read back by libublk; the
+        // device must be in recovery (its server gone) before queues can attach.
+        Some((id, _, _)) => builder
+            .id(i32::try_from(id).unwrap_or(i32::MAX))
+            .dev_flags(UblkFlags::UBLK_DEV_F_RECOVER_DEV)
+            .build()
+            .and_then(|c| c.start_user_recover().map(|_| c))
+            .map_err(|e| DeviceError::Create(format!("taking over ublk device {id} failed: {}", ublk_error(&e)))),
+        None => builder
+            .id(-1)
+            .ctrl_flags(ctrl_flags)
+            // Asynchronous delete: a synchronous DEL_DEV waits until nobody holds the disk
+            // any more, which a filesystem still mounted after a forced logout never allows.
+            .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV | UblkFlags::UBLK_DEV_F_DEL_DEV_ASYNC)
+            .build()
+            .map_err(|e| DeviceError::Create(format!("adding a ublk device failed: {}", ublk_error(&e)))),
+    };
+    let ctrl = match built {
         Ok(c) => Arc::new(c),
-        Err(e) => return send(Err(DeviceError::Create(format!("adding a ublk device failed: {}", ublk_error(&e))))),
+        Err(e) => return send(Err(e)),
     };
     let dev_id = ctrl.dev_info().dev_id;
     let env_file = udev_file(&cfg.runtime_dir, dev_id);
     let geo = lu.geo.clone();
     let identity = serde_json::json!({
         "wwid": ident.wwid, "target": ident.target, "portal": ident.portal, "lun": ident.lun,
+        "geometry": geo,
     });
     let udev_env = ident.udev_env();
     let env_path = env_file.clone();
@@ -706,6 +927,12 @@ fn remove_device(mut d: Device) {
     }
     if let Some(t) = d.thread.take() {
         let _ = t.join();
+    }
+    // A control that took the device over does not delete it when dropped.
+    if d.recovered {
+        if let Err(e) = d.ctrl.del_dev_async() {
+            tracing::warn!(device = %d.bdev, "deleting the device failed: {}", ublk_error(&e));
+        }
     }
     // The last handle: dropping it deletes the device (DEL_DEV_ASYNC) on this thread's ring.
     drop(d);
@@ -1357,6 +1584,32 @@ mod tests {
         remove_stale_udev_files(dir.path());
         assert!(!stale.exists());
         remove_stale_udev_files(&dir.path().join("nonexistent"));
+    }
+
+    /// A restarted daemon finds identity and geometry in the JSON libublk keeps per device;
+    /// other servers' devices and damaged files are not taken for ours.
+    #[test]
+    fn device_json_round_trip() {
+        let geo = Geometry::new(&lun(4096, 1000), 262_144).unwrap();
+        let data = serde_json::json!({
+            "wwid": "naa.6001405abc", "target": "iqn.x:y", "portal": "127.0.0.1:3260", "lun": 3, "geometry": geo,
+        });
+        let file = serde_json::json!({ "target": { "tgt_type": TARGET_TYPE, "dev_size": 4_096_000 }, "target_data": data });
+        let (id, g) = parse_device_json(&file.to_string()).unwrap();
+        assert_eq!(g, geo);
+        assert_eq!((id.target.as_str(), id.portal.as_str(), id.lun, id.wwid.as_str()), ("iqn.x:y", "127.0.0.1:3260", 3, "naa.6001405abc"));
+        let other = serde_json::json!({ "target": { "tgt_type": "loop" }, "target_data": file["target_data"] });
+        assert!(parse_device_json(&other.to_string()).is_none());
+        let mut no_geo = file.clone();
+        no_geo["target_data"]["geometry"] = serde_json::Value::Null;
+        assert!(parse_device_json(&no_geo.to_string()).is_none());
+        assert!(parse_device_json("{ not json").is_none());
+        // Nothing to scan: no orphans, no panic.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(scan_orphans(dir.path()).is_empty());
+        std::fs::write(dir.path().join("0007.json"), file.to_string()).unwrap();
+        assert!(scan_orphans(dir.path()).is_empty(), "no such device in the kernel");
+        assert!(!dir.path().join("0007.json").exists(), "the JSON of a device that is gone is removed");
     }
 
     #[test]

@@ -59,6 +59,8 @@ async fn run(args: Args) -> Result<(), String> {
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving org.lunlink.Initiator1")]);
     tracing::info!(bus = %bus.describe(), "ready");
     spawn_watchdog();
+    // Devices a crashed predecessor left (ublk user recovery): log in again and re-attach.
+    manager.spawn_recovery();
     manager.spawn_auto_login();
 
     wait_for_signal().await;

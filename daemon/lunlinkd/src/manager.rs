@@ -1053,6 +1053,82 @@ impl Manager {
         }
     }
 
+    /// Takes over the block devices a previous daemon left (a crash or SIGKILL; their IO
+    /// waits in the kernel): logs in to each one's target and portal again (retrying with
+    /// backoff, like automatic nodes), and the LUN scan of the new session re-attaches the
+    /// device. A device whose LU stays unreachable for the node's `replacement` timeout is
+    /// taken over without a path, so its IO fails with EIO instead of waiting; it works
+    /// again once a session to the LU logs in. `replacement = -1` waits for ever, 0 waits
+    /// for one login timeout.
+    pub fn spawn_recovery(self: &Arc<Self>) {
+        let orphans = self.devices.orphans();
+        let mut groups: Vec<((String, String), Vec<crate::device::OrphanInfo>)> = Vec::new();
+        for o in orphans {
+            let k = (o.target.clone(), o.portal.clone());
+            match groups.iter_mut().find(|(g, _)| *g == k) {
+                Some((_, v)) => v.push(o),
+                None => groups.push((k, vec![o])),
+            }
+        }
+        for ((target, portal), devs) in groups {
+            let names: Vec<&str> = devs.iter().map(|d| d.device.as_str()).collect();
+            let nodes = self.find_nodes(&target, &portal).unwrap_or_default();
+            let timeouts = {
+                let st = self.lock();
+                match nodes.first().and_then(|id| st.nodes.get(id)) {
+                    Some(n) => n.node.effective_timeouts(&self.config.timeouts),
+                    None => self.config.timeouts.clone(),
+                }
+            };
+            let give_up = match timeouts.replacement_policy() {
+                config::Replacement::After(d) => Some(d),
+                config::Replacement::FailAtOnce => Some(timeouts.login_timeout()),
+                config::Replacement::QueueForever => None,
+            };
+            if let Some(after) = give_up {
+                let keys: Vec<String> = devs.iter().map(|d| d.key.clone()).collect();
+                let me = Arc::downgrade(self);
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let Some(m) = me.upgrade() else { return };
+                    for k in keys {
+                        m.devices.release_orphan(&k).await;
+                    }
+                });
+            }
+            let Some(&node) = nodes.first() else {
+                tracing::error!(
+                    target = %target, portal = %portal, devices = ?names,
+                    "no node record for the target of devices left by a previous daemon: their IO waits{}",
+                    match give_up { Some(d) => format!(" {}s, then fails", d.as_secs()), None => " (replacement = -1)".into() }
+                );
+                continue;
+            };
+            tracing::info!(target = %target, portal = %portal, devices = ?names, "logging in again for devices left by a previous daemon");
+            let me = Arc::downgrade(self);
+            tokio::spawn(async move {
+                let mut delay = Duration::from_secs(1);
+                loop {
+                    let Some(m) = me.upgrade() else { return };
+                    if !m.lock().nodes.contains_key(&node) {
+                        return;
+                    }
+                    match m.login_node(node, &Settings::default()).await {
+                        Ok(_) => return,
+                        Err(e) => tracing::warn!(
+                            target = %target, portal = %portal,
+                            "login for devices left by a previous daemon failed, retrying in {delay:?}: {e}"
+                        ),
+                    }
+                    drop(m);
+                    let jitter = Duration::from_millis(rand::random::<u64>() % 500);
+                    tokio::time::sleep(delay + jitter).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            });
+        }
+    }
+
     /// Logs out. Refuses while a device of the session is in use unless `force`.
     pub async fn logout(&self, sid: SessionId, force: bool) -> Result<(), DaemonError> {
         if !force {

@@ -244,6 +244,10 @@ pub trait Lun {
     #[zbus(property)]
     fn wwid(&self) -> Result<String, Error>;
 
+    /// Vanished from the target while its device was in use (see API.md).
+    #[zbus(property)]
+    fn offline(&self) -> Result<bool, Error>;
+
     /// Capacity in bytes (SBC-3 §5.16, READ CAPACITY (16)).
     #[zbus(property)]
     fn size(&self) -> Result<u64, Error>;

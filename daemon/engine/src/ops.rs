@@ -239,7 +239,7 @@ impl Session {
 
     fn blocks(len: usize, block_size: u32) -> Result<u32, ScsiOpError> {
         let bs = block_size as usize;
-        if bs == 0 || len % bs != 0 {
+        if bs == 0 || !len.is_multiple_of(bs) {
             return Err(ScsiOpError::Invalid("buffer length is not a multiple of the block size"));
         }
         u32::try_from(len / bs).map_err(|_| ScsiOpError::Invalid("too many blocks for one command"))

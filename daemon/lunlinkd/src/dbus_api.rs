@@ -437,6 +437,12 @@ impl LunIface {
     fn device_error(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.device_error)
     }
+    /// The LUN vanished from the target while its device was in use: the device stays
+    /// (its IO fails) until the LUN is back or the device is no longer used.
+    #[zbus(property)]
+    fn offline(&self) -> zbus::fdo::Result<bool> {
+        Ok(self.view()?.offline)
+    }
     #[zbus(property(emits_changed_signal = "const"))]
     fn session(&self) -> zbus::fdo::Result<OwnedObjectPath> {
         Ok(session_path(self.view()?.session))
@@ -522,6 +528,7 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
                         let i = r.get().await;
                         i.device_changed(e).await?;
                         i.device_error_changed(e).await?;
+                        i.offline_changed(e).await?;
                         i.size_changed(e).await?;
                     }
                 }

@@ -72,9 +72,9 @@ impl DaemonError {
         match &e {
             EngineError::Login(l) => match l {
                 LoginError::AuthenticationFailed { .. }
-                | LoginError::AuthorizationFailed { .. }
+                | LoginError::AuthorizationFailed
                 | LoginError::Chap(_) => DaemonError::AuthenticationFailed(msg),
-                LoginError::TargetNotFound { .. } | LoginError::TargetRemoved { .. } => {
+                LoginError::TargetNotFound | LoginError::TargetRemoved => {
                     DaemonError::TargetNotFound(msg)
                 }
                 _ => DaemonError::LoginFailed(msg),
@@ -207,6 +207,7 @@ pub struct LunView {
     pub device: String,
     pub device_error: String,
     pub session: SessionId,
+    pub offline: bool,
 }
 
 struct NodeEntry {
@@ -228,6 +229,8 @@ struct LunEntry {
     info: engine::LunInfo,
     device: String,
     device_error: String,
+    /// Gone from REPORT LUNS while its device was in use: kept, marked offline.
+    offline: bool,
 }
 
 #[derive(Default)]
@@ -532,6 +535,7 @@ impl Manager {
             device: e.device.clone(),
             device_error: e.device_error.clone(),
             session: e.session,
+            offline: e.offline,
         })
     }
 
@@ -808,24 +812,19 @@ impl Manager {
         let auth = s.apply_auth(node.effective_auth(&session_auth));
         let neg = node.effective_negotiation(&self.config.negotiation);
         let timeouts = node.effective_timeouts(&self.config.timeouts);
-        let mut offer = engine::Offer::default();
-        offer.header_digest = neg
-            .header_digest
-            .iter()
-            .map(|d| engine_digest(*d))
-            .collect();
-        offer.data_digest = neg.data_digest.iter().map(|d| engine_digest(*d)).collect();
-        if let Some(d) = &s.header_digest {
-            offer.header_digest = d.iter().map(|d| engine_digest(*d)).collect();
-        }
-        if let Some(d) = &s.data_digest {
-            offer.data_digest = d.iter().map(|d| engine_digest(*d)).collect();
-        }
-        offer.max_recv_data_segment_length = neg.max_recv_data_segment_length;
-        offer.max_burst_length = neg.max_burst_length;
-        offer.first_burst_length = neg.first_burst_length;
-        offer.immediate_data = neg.immediate_data;
-        offer.initial_r2t = neg.initial_r2t;
+        let digests = |call: &Option<Vec<Digest>>, node: &[Digest]| -> Vec<engine::Digest> {
+            call.as_deref().unwrap_or(node).iter().map(|d| engine_digest(*d)).collect()
+        };
+        let offer = engine::Offer {
+            header_digest: digests(&s.header_digest, &neg.header_digest),
+            data_digest: digests(&s.data_digest, &neg.data_digest),
+            max_recv_data_segment_length: neg.max_recv_data_segment_length,
+            max_burst_length: neg.max_burst_length,
+            first_burst_length: neg.first_burst_length,
+            immediate_data: neg.immediate_data,
+            initial_r2t: neg.initial_r2t,
+            ..engine::Offer::default()
+        };
         let mut isid: [u8; 6] = rand::random();
         isid[0] = 0x80; // random-qualifier format (RFC 7143 §11.12.5)
         let cfg = SessionConfig {
@@ -1244,6 +1243,20 @@ impl Manager {
         };
         for (id, n) in &known {
             if !reported.contains(n) {
+                // A LUN that vanished while its device is mounted or held is not yanked from
+                // under its user: it stays, marked offline (its IO fails at the target), until
+                // a rescan finds it back or unused.
+                if let Err(crate::device::DeviceError::InUse(why)) = self.devices.check_in_use(&[*id]).await {
+                    let newly = {
+                        let mut st = self.lock();
+                        st.luns.get_mut(id).is_some_and(|l| !std::mem::replace(&mut l.offline, true))
+                    };
+                    if newly {
+                        tracing::warn!(session = sid, lun = n, "LUN vanished from the target but its device is in use ({why}): marked offline");
+                        self.emit(Change::LunChanged(*id));
+                    }
+                    continue;
+                }
                 {
                     let mut st = self.lock();
                     st.luns.remove(id);
@@ -1256,7 +1269,15 @@ impl Manager {
             }
         }
         for n in reported {
-            if known.iter().any(|(_, k)| *k == n) {
+            if let Some((id, _)) = known.iter().find(|(_, k)| *k == n) {
+                let back = {
+                    let mut st = self.lock();
+                    st.luns.get_mut(id).is_some_and(|l| std::mem::replace(&mut l.offline, false))
+                };
+                if back {
+                    tracing::info!(session = sid, lun = n, "LUN is back: online again");
+                    self.emit(Change::LunChanged(*id));
+                }
                 continue;
             }
             let info = match session.probe_lun(n).await {
@@ -1287,6 +1308,7 @@ impl Manager {
                         info: info.clone(),
                         device: String::new(),
                         device_error,
+                        offline: false,
                     },
                 );
                 if let Some(e) = st.sessions.get_mut(&sid) {

@@ -36,7 +36,7 @@ fn crc(bytes: &[u8]) -> u32 {
 /// Appends one whole PDU to `out`. `ahs` must be a multiple of 4 bytes (as built by the AHS
 /// helpers). The data segment is padded and digested as `digests` says.
 pub fn encode_pdu<H: Bhs>(out: &mut Vec<u8>, header: &H, ahs: &[u8], data: &[u8], digests: Digests) {
-    debug_assert!(ahs.len() % 4 == 0 && ahs.len() <= 255 * 4, "AHS must be whole words");
+    debug_assert!(ahs.len().is_multiple_of(4) && ahs.len() <= 255 * 4, "AHS must be whole words");
     debug_assert!(data.len() < 1 << 24, "data segment length is 24 bits");
     let start = out.len();
     let mut bhs = [0u8; BHS_LEN];

@@ -43,7 +43,7 @@ impl ScsiCommand {
         out.push(0x01); // AHSType: Extended CDB
         out.push(0);
         out.extend_from_slice(extra);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }

@@ -63,6 +63,8 @@ pub struct LunInfo {
     pub read_only: bool,
     pub device: String,
     pub device_error: String,
+    /// Vanished from the target while its device is in use.
+    pub offline: bool,
     pub session: Option<String>,
 }
 
@@ -204,6 +206,7 @@ impl Snapshot {
                     read_only: num(p, "ReadOnly"),
                     device: s(p, "Device"),
                     device_error: s(p, "DeviceError"),
+                    offline: num(p, "Offline"),
                     session: path(p, "Session"),
                 });
             }

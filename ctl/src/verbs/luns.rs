@@ -26,7 +26,7 @@ pub fn render(snap: &Snapshot, legend: bool) -> String {
             l.product.clone(),
             format_size(l.size),
             l.wwid.clone(),
-            l.device.clone(),
+            if l.offline { format!("{} (offline)", l.device) } else { l.device.clone() },
         ]);
     }
     t.render(legend)

@@ -52,6 +52,15 @@ impl Ctx {
             .await?)
     }
 
+    /// The Session at `path`.
+    pub async fn session(&self, path: &str) -> Result<lunlink_dbus::SessionProxy<'_>, BusError> {
+        Ok(lunlink_dbus::SessionProxy::builder(&self.conn)
+            .path(path.to_owned())?
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?)
+    }
+
     /// Every node, session and LUN, in one call.
     pub async fn snapshot(&self) -> anyhow::Result<Snapshot> {
         let om = ObjectManagerProxy::builder(&self.conn)

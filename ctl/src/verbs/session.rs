@@ -1,4 +1,5 @@
-//! `lunlinkctl session show SESSION|TARGET`: one session with its negotiated parameters.
+//! `lunlinkctl session show SESSION|TARGET`: one session with its negotiated parameters;
+//! `lunlinkctl session rescan SESSION|TARGET`: bring its LUNs in line with REPORT LUNS.
 
 use super::Ctx;
 use crate::model::{param_text, SessionInfo, Snapshot};
@@ -8,6 +9,9 @@ use crate::output::{format_size, write_stdout, Fields};
 pub enum Cmd {
     /// Show a session: state, ids, counters, LUNs and negotiated parameters.
     Show(Show),
+    /// Ask the target for its LUNs again: new ones get devices, vanished ones go (or are
+    /// marked offline while their device is in use).
+    Rescan(Show),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -22,9 +26,17 @@ pub struct Show {
 }
 
 pub async fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
-    let Cmd::Show(args) = cmd;
+    let (args, rescan) = match cmd {
+        Cmd::Show(a) => (a, false),
+        Cmd::Rescan(a) => (a, true),
+    };
     let snap = ctx.snapshot().await?;
     let s = snap.find_session(&args.session, args.portal.as_deref())?;
+    if rescan {
+        use anyhow::Context as _;
+        ctx.session(&s.path).await?.rescan().await.with_context(|| format!("rescan of {} failed", s.target))?;
+        return Ok(());
+    }
     if ctx.out.json {
         return ctx.out.json(s);
     }

@@ -605,20 +605,7 @@ impl Manager {
             .map_err(|e| DaemonError::Failed(e.to_string()))?;
             match up {
                 Ok(Upsert::Created(node)) => {
-                    let id = {
-                        let mut st = self.lock();
-                        let id = st.id();
-                        st.nodes.insert(
-                            id,
-                            NodeEntry {
-                                node,
-                                session: None,
-                                login_lock: Arc::default(),
-                            },
-                        );
-                        id
-                    };
-                    self.emit(Change::NodeAdded(id));
+                    self.add_node(node);
                 }
                 Ok(Upsert::Existing(node)) => {
                     // Known on disk; make sure it is known in memory too (e.g. added by hand).
@@ -652,6 +639,18 @@ impl Manager {
         Ok(out)
     }
 
+    /// Adds a node object and announces it.
+    fn add_node(&self, node: Node) -> NodeId {
+        let id = {
+            let mut st = self.lock();
+            let id = st.id();
+            st.nodes.insert(id, NodeEntry { node, session: None, login_lock: Arc::default() });
+            id
+        };
+        self.emit(Change::NodeAdded(id));
+        id
+    }
+
     /// A static node (no discovery). An existing node is returned as it is, unless settings
     /// are given, which are then applied.
     pub async fn create_node(
@@ -677,21 +676,7 @@ impl Manager {
         let mut node = Node::new(key);
         self.apply_settings(&mut node, s)?;
         self.save(node.clone()).await?;
-        let id = {
-            let mut st = self.lock();
-            let id = st.id();
-            st.nodes.insert(
-                id,
-                NodeEntry {
-                    node,
-                    session: None,
-                    login_lock: Arc::default(),
-                },
-            );
-            id
-        };
-        self.emit(Change::NodeAdded(id));
-        Ok(id)
+        Ok(self.add_node(node))
     }
 
     fn apply_settings(&self, node: &mut Node, s: &Settings) -> Result<(), DaemonError> {

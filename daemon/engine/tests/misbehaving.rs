@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use lunlink_engine::{Auth, DataBuf, EngineError, LinkState, Offer, Session, SessionConfig, Timeouts};
 use lunlink_proto::login::Stage;
-use lunlink_proto::pdu::{Decoder, DataIn, Digests, FrameConfig, Header, LoginResponse, Pdu, ScsiResponse, RESERVED_TAG};
+use lunlink_proto::pdu::{
+    AsyncEvent, AsyncMessage, Decoder, DataIn, Digests, FrameConfig, Header, LoginResponse, Pdu, ScsiResponse, RESERVED_TAG,
+};
 use lunlink_proto::text::TextKeys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,6 +28,11 @@ enum Misbehave {
     Garbage,
     /// A data segment longer than our MaxRecvDataSegmentLength.
     HugeSegment,
+    /// Answers, then sends an Async Message asking for a logout (AsyncEvent 1).
+    AskLogout,
+    /// Answers, then announces it drops the connection with Time2Wait 1 s (AsyncEvent 2),
+    /// and does.
+    DropWithTime2Wait,
 }
 
 async fn send(s: &mut TcpStream, pdu: Pdu) {
@@ -139,6 +146,39 @@ async fn serve(mut s: TcpStream, how: Misbehave, armed: Arc<AtomicBool>) {
                         send(&mut s, Pdu::new(rsp(c.itt), Vec::new())).await;
                     }
                     Misbehave::UnknownTask => send(&mut s, Pdu::new(rsp(c.itt ^ 0x5555_0000), Vec::new())).await,
+                    Misbehave::AskLogout | Misbehave::DropWithTime2Wait => {
+                        let d = DataIn {
+                            final_: true,
+                            has_status: true,
+                            itt: c.itt,
+                            ttt: RESERVED_TAG,
+                            stat_sn,
+                            exp_cmd_sn: c.cmd_sn.wrapping_add(1),
+                            max_cmd_sn: c.cmd_sn.wrapping_add(32),
+                            ..DataIn::default()
+                        };
+                        send(&mut s, Pdu::new(d, vec![0xab; c.expected_data_len as usize])).await;
+                        let (event, p2) = if matches!(how, Misbehave::AskLogout) {
+                            (AsyncEvent::LogoutRequested, 0)
+                        } else {
+                            (AsyncEvent::DroppingConnection, 1)
+                        };
+                        let a = AsyncMessage {
+                            lun: 0,
+                            stat_sn,
+                            exp_cmd_sn: c.cmd_sn.wrapping_add(1),
+                            max_cmd_sn: c.cmd_sn.wrapping_add(32),
+                            event,
+                            vcode: 0,
+                            parameter1: 0,
+                            parameter2: p2,
+                            parameter3: 5,
+                        };
+                        send(&mut s, Pdu::new(a, Vec::new())).await;
+                        if matches!(how, Misbehave::DropWithTime2Wait) {
+                            return; // drops the connection
+                        }
+                    }
                     Misbehave::Garbage => {
                         let _ = s.write_all(&[0x7f; 64]).await;
                     }
@@ -296,5 +336,49 @@ async fn a_command_that_always_kills_the_connection_fails_instead_of_looping() {
     let s = Session::login(config(&portal)).await.unwrap();
     let e = read_once(&s).await.unwrap_err();
     assert!(e.to_string().contains("gave up"), "{e}");
+    s.logout().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_request_from_the_target_leads_to_logout_and_relogin() {
+    let portal = fake_target(Misbehave::AskLogout).await;
+    let s = Session::login(config(&portal)).await.unwrap();
+    let mut events = s.subscribe();
+    assert!(read_once(&s).await.unwrap().is_good());
+    // The engine logs out at once and logs in again.
+    let saw = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut asked = false;
+        loop {
+            match events.recv().await.unwrap() {
+                lunlink_engine::SessionEvent::TargetRequestedLogout => asked = true,
+                lunlink_engine::SessionEvent::State(LinkState::LoggedIn) if asked => return true,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("no relogin after the target's logout request");
+    assert!(saw);
+    assert!(read_once(&s).await.unwrap().is_good(), "IO works on the new login");
+    s.logout().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_connection_honours_the_targets_time2wait() {
+    let portal = fake_target(Misbehave::DropWithTime2Wait).await;
+    let s = Session::login(config(&portal)).await.unwrap();
+    assert!(read_once(&s).await.unwrap().is_good());
+    let start = std::time::Instant::now();
+    while s.link_state() == LinkState::LoggedIn {
+        assert!(start.elapsed() < Duration::from_secs(10), "the drop was not noticed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lost = std::time::Instant::now();
+    wait_logged_in(&s).await;
+    let waited = lost.elapsed();
+    // Time2Wait 1 s from the Async Message, not the negotiated DefaultTime2Wait of 2 s.
+    assert!(waited >= Duration::from_millis(900), "relogin after {waited:?}, before Time2Wait");
+    assert!(waited < Duration::from_millis(1900), "relogin after {waited:?}: DefaultTime2Wait used instead");
+    assert!(read_once(&s).await.unwrap().is_good());
     s.logout().await.unwrap();
 }

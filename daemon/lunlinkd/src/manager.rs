@@ -920,9 +920,15 @@ impl Manager {
                             m.emit(Change::SessionChanged(sid));
                         }
                     }
-                    SessionEvent::ScsiAsync { sense, .. } | SessionEvent::UnitAttention { sense, .. } => {
-                        let rescan = lunlink_scsi::Sense::parse(&sense)
-                            .is_ok_and(|s| s.is_reported_luns_changed());
+                    SessionEvent::ScsiAsync { lun, sense } | SessionEvent::UnitAttention { lun, sense } => {
+                        let parsed = lunlink_scsi::Sense::parse(&sense).ok();
+                        if let (Some(true), Some(n)) =
+                            (parsed.as_ref().map(|s| s.is_capacity_changed()), lunlink_proto::lun::decode(lun))
+                        {
+                            let m2 = m.clone();
+                            tokio::spawn(async move { m2.capacity_changed(sid, n).await });
+                        }
+                        let rescan = parsed.is_some_and(|s| s.is_reported_luns_changed());
                         if rescan {
                             let m2 = m.clone();
                             tokio::spawn(async move {
@@ -1198,6 +1204,41 @@ impl Manager {
     pub async fn logout_all(&self) {
         for sid in self.session_ids() {
             let _ = self.logout(sid, true).await;
+        }
+    }
+
+    /// CAPACITY DATA HAS CHANGED on LUN `n`: reads the new capacity and shows it on the Lun
+    /// object. The block device keeps the size it was made with (online resize of ublk devices
+    /// is not implemented): the log says so, and a new login makes a device of the new size.
+    async fn capacity_changed(&self, sid: SessionId, n: u16) {
+        let Some(session) = self.lock().sessions.get(&sid).map(|e| e.session.clone()) else { return };
+        let cap = match session.read_capacity(n).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(session = sid, lun = n, "capacity changed, but READ CAPACITY failed: {e}");
+                return;
+            }
+        };
+        let changed = {
+            let mut st = self.lock();
+            let ids: Vec<LunId> = st.sessions.get(&sid).map(|e| e.luns.clone()).unwrap_or_default();
+            ids.into_iter().find(|id| st.luns.get(id).is_some_and(|l| l.info.lun == n)).and_then(|id| {
+                let l = st.luns.get_mut(&id)?;
+                let old = l.info.capacity.map(|c| c.bytes());
+                l.info.capacity = Some(cap);
+                Some((id, old, l.device.clone()))
+            })
+        };
+        if let Some((id, old, device)) = changed {
+            tracing::warn!(
+                session = sid,
+                lun = n,
+                old_bytes = ?old,
+                new_bytes = cap.bytes(),
+                "the LU's capacity changed; {} keeps its size until the next login",
+                if device.is_empty() { "the block device (none now)" } else { device.as_str() }
+            );
+            self.emit(Change::LunChanged(id));
         }
     }
 

@@ -189,6 +189,10 @@ pub trait Session {
     #[zbus(property)]
     fn parameters(&self) -> Result<HashMap<String, OwnedValue>, Error>;
 
+    /// Timeouts in effect, in seconds (see API.md).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn timeouts(&self) -> Result<HashMap<String, OwnedValue>, Error>;
+
     /// The LUN objects of this session.
     #[zbus(property)]
     fn luns(&self) -> Result<Vec<OwnedObjectPath>, Error>;

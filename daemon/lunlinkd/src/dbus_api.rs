@@ -333,6 +333,22 @@ impl SessionIface {
     fn tsih(&self) -> zbus::fdo::Result<u16> {
         Ok(self.view()?.tsih)
     }
+    /// The timeouts in effect for this session, in seconds (config file and node overrides as
+    /// of its login): Login, Logout, NoopInterval, NoopTimeout, Command (u) and Replacement (i:
+    /// -1 means queue forever).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn timeouts(&self) -> zbus::fdo::Result<HashMap<String, OwnedValue>> {
+        let t = self.view()?.timeouts;
+        let mut m = HashMap::new();
+        m.insert("Login".into(), ov(t.login));
+        m.insert("Logout".into(), ov(t.logout));
+        m.insert("NoopInterval".into(), ov(t.noop_interval));
+        m.insert("NoopTimeout".into(), ov(t.noop_timeout));
+        m.insert("Command".into(), ov(t.command));
+        m.insert("Replacement".into(), ov(t.replacement));
+        Ok(m)
+    }
+
     /// Negotiated values by their RFC 7143 key names.
     #[zbus(property)]
     fn parameters(&self) -> zbus::fdo::Result<HashMap<String, OwnedValue>> {

@@ -197,6 +197,7 @@ pub struct SessionView {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub errors: u64,
+    pub timeouts: config::Timeouts,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +223,8 @@ struct SessionEntry {
     session: Session,
     state: SessionState,
     luns: Vec<LunId>,
+    /// The timeouts this session runs with (config and node overrides, as of its login).
+    timeouts: config::Timeouts,
 }
 
 struct LunEntry {
@@ -518,6 +521,7 @@ impl Manager {
             bytes_read: ld(&stats.bytes_read),
             bytes_written: ld(&stats.bytes_written),
             errors: ld(&stats.errors),
+            timeouts: e.timeouts.clone(),
         })
     }
 
@@ -850,6 +854,7 @@ impl Manager {
                     session: session.clone(),
                     state: SessionState::LoggedIn,
                     luns: Vec::new(),
+                    timeouts: timeouts.clone(),
                 },
             );
             if let Some(e) = st.nodes.get_mut(&id) {

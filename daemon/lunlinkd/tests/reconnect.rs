@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use lunlink_tests::{wait_until, Bus, TargetSpec, Tgtd};
 
+mod common;
+
 const IQN: &str = "iqn.2024-01.test:reconnect";
 
 fn ctl(bus: &Bus, args: &[&str]) -> Output {
@@ -52,6 +54,18 @@ fn session_state_follows_target_death_and_return() {
     assert!(ctl(&bus, &["discover", &tgt.portal()]).status.success());
     assert!(ctl(&bus, &["login", IQN]).status.success());
     assert!(sessions(&bus).contains("logged-in"));
+    // The timeouts in effect are readable on the Session (config: NOP every 1 s, 1 s timeout).
+    let listed: serde_json::Value = serde_json::from_str(&sessions(&bus)).unwrap();
+    let path = listed[0]["path"].as_str().expect("session path").to_owned();
+    let rt = common::runtime();
+    let t = common::run(&rt, async {
+        let conn = common::connect(&bus).await;
+        let p = lunlink_dbus::SessionProxy::builder(&conn).path(path).unwrap().build().await.unwrap();
+        p.timeouts().await.unwrap()
+    });
+    let get = |k: &str| u32::try_from(t[k].clone()).unwrap_or_else(|_| panic!("no {k} in {t:?}"));
+    assert_eq!((get("NoopInterval"), get("NoopTimeout"), get("Login")), (1, 1, 15));
+    assert_eq!(i32::try_from(t["Replacement"].clone()).unwrap(), 120);
     tgt.kill();
     wait_until(soon(), "State reconnecting", || sessions(&bus).contains("reconnecting"));
     tgt.restart_with(&[spec]);

@@ -9,11 +9,12 @@
 /// Memory the engine may read or write until the value is dropped.
 ///
 /// # Safety
-/// `as_mut_ptr()` and `len()` must describe memory that stays valid from the first call until
-/// the value is dropped, even while the value is moved (moving the value must not move the
-/// bytes, as with heap buffers such as `Vec<u8>`). Nobody else may write it meanwhile; as the
-/// buffer of a data-in command (`DataBuf::In`), nobody else may read it either, since the
-/// engine writes it.
+/// `as_mut_ptr()` (called once per command) and `len()` (which must not change meanwhile) must
+/// describe memory that stays valid from that call until the value is dropped or handed back,
+/// even while the value is moved (moving the value must not move the bytes, as with heap
+/// buffers such as `Vec<u8>`). Nobody else may write it meanwhile; as the buffer of a data-in
+/// command (`DataBuf::In`) nobody else may read it either, since the engine writes it. The
+/// buffer of a data-out command is only ever read by the engine.
 pub unsafe trait IoBuf: Send + 'static {
     fn as_mut_ptr(&mut self) -> *mut u8;
     fn len(&self) -> usize;

@@ -619,6 +619,7 @@ impl Conn {
                         self.on_tmf_response()?;
                         continue;
                     }
+                    Pump::Idle => break,
                     Pump::NeedTrailer => {} // read it below, with whatever follows
                 }
             }
@@ -746,7 +747,7 @@ impl Conn {
         if d.placed < d.total {
             let want = (d.total - d.placed) as usize;
             let s = self.shared.slots.lock(d.idx);
-            if d.discard || s.abandoned || s.state != State::Sent {
+            if d.discard || s.abandoned || s.state != State::Sent || s.itt(d.idx) != d.header.itt {
                 d.discard = true;
                 drop(s);
                 // Read into the free part of the receive buffer and forget it.
@@ -755,30 +756,35 @@ impl Conn {
                     return Ok(Pump::Payload(false));
                 }
                 let end = self.rend + room;
-                return match read_some(&self.stream, &mut self.recv[self.rend..end]).map_err(|e| Arc::from(format!("read failed: {e}")))? {
-                    Read::Eof => Err("connection closed by the target".into()),
-                    Read::Empty => Ok(Pump::Payload(true)),
-                    Read::Got(n, drained) => {
+                return match read_some(&self.stream, &mut self.recv[self.rend..end]) {
+                    Ok(Read::Eof) => Err("connection closed by the target".into()),
+                    Ok(Read::Empty) => Ok(Pump::Idle),
+                    Ok(Read::Got(n, drained)) => {
                         d.placed += u32::try_from(n).unwrap_or(0);
+                        self.st.last_rx = Instant::now();
                         Ok(Pump::Payload(drained))
                     }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Pump::Payload(false)),
+                    Err(e) => Err(format!("read failed: {e}").into()),
                 };
             }
             let at = d.header.buffer_offset as usize + d.placed as usize;
             // SAFETY: slot locked, Sent, not abandoned; at..at+want lies inside the buffer
             // (checked when the direct receive started). The read is non-blocking.
             let dest = unsafe { std::slice::from_raw_parts_mut(s.buf.ptr.add(at), want) };
-            let r = read_some(&self.stream, dest).map_err(|e| Arc::from(format!("read failed: {e}")))?;
+            let r = read_some(&self.stream, dest);
             drop(s);
-            self.st.last_rx = Instant::now();
             return match r {
-                Read::Eof => Err("connection closed by the target".into()),
-                Read::Empty => Ok(Pump::Payload(true)),
-                Read::Got(n, drained) => {
+                Ok(Read::Eof) => Err("connection closed by the target".into()),
+                Ok(Read::Empty) => Ok(Pump::Idle),
+                Ok(Read::Got(n, drained)) => {
                     d.placed += u32::try_from(n).unwrap_or(0);
+                    self.st.last_rx = Instant::now();
                     self.shared.stats.bytes_read_direct.fetch_add(n as u64, Ordering::Relaxed);
                     Ok(Pump::Payload(drained))
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Pump::Payload(false)),
+                Err(e) => Err(format!("read failed: {e}").into()),
             };
         }
         let trailer = d.pad + if d.digest { 4 } else { 0 };
@@ -788,7 +794,7 @@ impl Conn {
         let d = self.direct.take().expect("checked above");
         if d.digest && !d.discard {
             let s = self.shared.slots.lock(d.idx);
-            if s.state == State::Sent && !s.abandoned {
+            if s.state == State::Sent && !s.abandoned && s.itt(d.idx) == d.header.itt {
                 // SAFETY: as above: the payload was placed there and the slot is still ours.
                 let placed = unsafe { std::slice::from_raw_parts(s.buf.ptr.add(d.header.buffer_offset as usize), d.total as usize) };
                 let t = &self.recv[self.rstart..self.rstart + trailer];
@@ -1388,6 +1394,8 @@ struct DirectRx {
 enum Pump {
     /// Payload bytes arrived; `true` when the socket is empty now.
     Payload(bool),
+    /// Nothing to read yet: wait for readiness.
+    Idle,
     /// The payload is complete; its padding and digest are not in the receive buffer yet.
     NeedTrailer,
     /// The PDU is complete and handled.

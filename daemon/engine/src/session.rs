@@ -385,19 +385,15 @@ impl Session {
     /// is never touched again and the command's outcome is discarded when it arrives (a write
     /// the target is still taking data for goes on from a copy).
     pub async fn execute<B: IoBuf>(&self, lun: u64, cdb: &[u8], data: DataBuf<B>) -> (Option<B>, Result<Completion, CommandError>) {
-        let (dir, mut owned) = match data {
+        let (dir, owned) = match data {
             DataBuf::None => (Dir::None, None),
             DataBuf::In(b) => (Dir::Read, Some(b)),
             DataBuf::Out(b) => (Dir::Write, Some(b)),
         };
-        let buf = match owned.as_mut() {
-            Some(b) => RawBuf { ptr: b.as_mut_ptr(), len: b.len() },
-            None => RawBuf::EMPTY,
-        };
         if cdb.is_empty() || cdb.len() > 16 {
             return (owned, Err(CommandError::InvalidRequest("CDB must be 1 to 16 bytes")));
         }
-        if u32::try_from(buf.len).is_err() {
+        if owned.as_ref().is_some_and(|b| u32::try_from(b.len()).is_err()) {
             return (owned, Err(CommandError::InvalidRequest("data buffer larger than 4 GiB")));
         }
         let shared = &*self.inner.shared;
@@ -410,8 +406,14 @@ impl Session {
         }
         let idx = shared.slots.take();
         // The guard owns the buffer from here on, so that when the future is dropped early the
-        // slot is marked abandoned before the buffer is freed.
+        // slot is marked abandoned before the buffer is freed. The pointer the connection task
+        // uses is taken from the buffer in its final place (the guard does not move again while
+        // the future is pinned), so moving a Box afterwards cannot invalidate it.
         let mut guard = SlotGuard { shared, idx, armed: true, buf: owned };
+        let buf = match guard.buf.as_mut() {
+            Some(b) => RawBuf { ptr: b.as_mut_ptr(), len: b.len() },
+            None => RawBuf::EMPTY,
+        };
         {
             let mut s = shared.slots.lock(idx);
             s.lun = lun;
@@ -517,7 +519,7 @@ impl<B> Drop for SlotGuard<'_, B> {
                 // for keeps going from a copy (allocated only here, on cancellation): sending
                 // anything else would put garbage on the disk.
                 if s.dir == Dir::Write && s.state == State::Sent && s.buf.len > 0 {
-                    // SAFETY: the caller's buffer is still borrowed by the future being dropped.
+                    // SAFETY: the guard still owns the caller's buffer (its field is dropped after this).
                     let copy: Box<[u8]> = unsafe { std::slice::from_raw_parts(s.buf.ptr, s.buf.len) }.into();
                     let mut copy = copy;
                     s.buf = RawBuf { ptr: copy.as_mut_ptr(), len: copy.len() };

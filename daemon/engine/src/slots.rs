@@ -2,10 +2,11 @@
 //! allocates nothing. A slot holds what the connection task needs to send the command and to
 //! place its data, and what the caller needs to learn the outcome.
 //!
-//! Buffers are borrowed from the caller's future. The connection task touches them only while
-//! holding the slot's lock and only while the slot is not `abandoned`; a caller future dropped
-//! early marks its slot abandoned under that same lock, so after the drop the buffer is never
-//! touched again. That is what makes borrowed buffers sound without copying them first.
+//! Buffers are lent by the caller by value (see `buf.rs`) and held by the caller's future
+//! until the command is settled. The connection task touches them only while holding the
+//! slot's lock and only while the slot is not `abandoned`; a future dropped early marks its
+//! slot abandoned under that same lock before the buffer is freed, and a leaked future leaks
+//! the buffer with it, so the memory is never touched after it is gone.
 
 use std::sync::Mutex;
 use std::task::Waker;
@@ -25,14 +26,15 @@ pub(crate) enum Dir {
     Write,
 }
 
-/// A caller's buffer, valid while the owning slot is not abandoned (see module docs).
+/// The memory of a lent buffer (or the slot's own copy), valid while the slot is not
+/// abandoned (see module docs).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawBuf {
     pub ptr: *mut u8,
     pub len: usize,
 }
-// SAFETY: the pointer is only dereferenced under the slot lock while the owning future is alive
-// (not abandoned); the future holds the borrow, which is Send for &mut [u8] / &[u8].
+// SAFETY: the pointer is only dereferenced under the slot lock while the slot is not abandoned,
+// that is while the caller's future still owns the (Send) buffer it points into.
 unsafe impl Send for RawBuf {}
 
 impl RawBuf {

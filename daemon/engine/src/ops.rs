@@ -298,9 +298,15 @@ impl Session {
         self.run(lun_no, &cdb::unmap(len), DataBuf::Out(params)).await.1
     }
 
+    /// WRITE SAME(16) of `block` over `blocks` blocks from `lba`, with UNMAP when `unmap`
+    /// (SBC-3 §5.50); hands the block back.
+    pub async fn write_same<B: IoBuf>(&self, lun_no: u16, lba: u64, blocks: u32, unmap: bool, block: B) -> (B, Result<(), ScsiOpError>) {
+        let (b, r) = self.run(lun_no, &cdb::write_same16(lba, blocks, unmap, false), DataBuf::Out(block)).await;
+        (b.expect("run hands the buffer back"), r)
+    }
+
     /// WRITE SAME(16) of zeroes, with UNMAP when `unmap` (SBC-3 §5.50).
     pub async fn write_zeroes(&self, lun_no: u16, lba: u64, blocks: u32, block_size: u32, unmap: bool) -> Result<(), ScsiOpError> {
-        let zero = vec![0u8; block_size as usize];
-        self.run(lun_no, &cdb::write_same16(lba, blocks, unmap, false), DataBuf::Out(zero)).await.1
+        self.write_same(lun_no, lba, blocks, unmap, vec![0u8; block_size as usize]).await.1
     }
 }

@@ -28,14 +28,12 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Wake, Waker};
-use std::time::Duration;
 
 use libublk::ctrl::{UblkCtrl, UblkCtrlBuilder};
 use libublk::helpers::IoBuf;
 use libublk::io::{UblkDev, UblkQueue};
 use libublk::{sys, BufDesc, UblkError, UblkFlags, UblkUringData};
-use lunlink_engine::{DataBuf, IoBuf as EngineBuf, LinkState, LunInfo, RawIoBuf, ScsiOpError, Session};
-use lunlink_scsi::ScsiError;
+use lunlink_engine::{LinkState, LunInfo, RawIoBuf, ScsiOpError, Session};
 
 /// The ublk control device; it exists once `ublk_drv` is loaded.
 const CONTROL: &str = "/dev/ublk-control";
@@ -47,8 +45,6 @@ const MAX_IO_BYTES: u64 = 1 << 20;
 const MAX_BLOCK_SIZE: u32 = 4096;
 /// Largest UNMAP / WRITE SAME range in blocks when the LU sets no limit (as Linux's sd).
 const MAX_RANGE_BLOCKS: u64 = 0x7f_ffff;
-/// Attempts for a WRITE SAME that meets transient conditions (as the engine's typed ops).
-const ATTEMPTS: u32 = 6;
 
 /// Why a LUN has no block device, or why a device cannot go away yet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1220,44 +1216,17 @@ async fn run(ctx: &QueueCtx, path: &IoPath, req: Request, buf: &mut [u8], tw: &T
     Ok(i32::try_from(len).unwrap_or(i32::MAX))
 }
 
-/// WRITE SAME(16) of one zero block (SBC-3 §5.45); the data is the queue's zero block.
+/// WRITE SAME(16) of the queue's zero block (SBC-3 §5.45).
 async fn write_same(ctx: &QueueCtx, path: &IoPath, lba: u64, blocks: u32, unmap: bool) -> Result<(), ScsiOpError> {
     // SAFETY: the queue's zero block outlives every tag task of the queue and is never
     // written: the engine only reads the data of a data-out command.
     let zero = unsafe { RawIoBuf::new(ctx.zero.as_ptr().cast_mut(), ctx.zero.len()) };
-    param_command(path, &lunlink_scsi::cdb::write_same16(lba, blocks, unmap, false), zero).await
+    path.session.write_same(path.lun, lba, blocks, unmap, zero).await.1
 }
 
-/// UNMAP of one range (SBC-3 §5.28), its parameter list built on the stack.
+/// UNMAP of one range (SBC-3 §5.28).
 async fn unmap(path: &IoPath, lba: u64, blocks: u32) -> Result<(), ScsiOpError> {
-    let mut params = [0u8; 24];
-    let len = lunlink_scsi::cdb::write_unmap_params(&mut params, &[(lba, blocks)])?;
-    // A small copy, on discards only: the engine owns what it sends.
-    param_command(path, &lunlink_scsi::cdb::unmap(len), params[..usize::from(len)].to_vec()).await
-}
-
-/// Runs a command whose data-out is a parameter list or a pattern rather than block data,
-/// retrying transient conditions a bounded number of times. Unlike block writes, a residual
-/// is no fault here: tgtd, for one, reports the whole UNMAP parameter list as residual after
-/// unmapping the range.
-async fn param_command<B: EngineBuf>(path: &IoPath, cdb: &lunlink_scsi::Cdb, mut data: B) -> Result<(), ScsiOpError> {
-    let lun = lunlink_proto::lun::encode(path.lun);
-    let mut attempt = 0;
-    loop {
-        let (back, r) = path.session.execute(lun, cdb.as_slice(), DataBuf::Out(data)).await;
-        data = back.expect("the engine hands a data-out buffer back");
-        let done = r?;
-        match ScsiError::check(done.status, done.sense()) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
-                attempt += 1;
-                if !e.sense().is_some_and(|s| s.is_unit_attention()) {
-                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    path.session.unmap(path.lun, &[(lba, blocks)]).await
 }
 
 // ---- is a device in use? ------------------------------------------------------------------------
@@ -1397,6 +1366,8 @@ fn usage(bdev: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lunlink_scsi::ScsiError;
+    use std::time::Duration;
     use lunlink_scsi::{BlockLimits, Capacity, LogicalBlockProvisioning};
 
     fn lun(block_size: u32, blocks: u64) -> LunInfo {

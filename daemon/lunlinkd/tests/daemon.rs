@@ -18,7 +18,6 @@ fn ctl_path() -> PathBuf {
 
 struct Daemon {
     child: Child,
-    log: PathBuf,
 }
 
 impl Daemon {
@@ -31,7 +30,7 @@ impl Daemon {
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
             .spawn()
             .expect("spawn lunlinkd");
-        let d = Daemon { child, log: log.to_path_buf() };
+        let d = Daemon { child };
         wait_until(Instant::now() + Duration::from_secs(20), "lunlinkd to own its bus name", || {
             ctl(bus, &["status"]).status.success()
         });
@@ -39,7 +38,9 @@ impl Daemon {
     }
     fn stop(mut self) {
         // SIGTERM: a clean stop.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
         let end = Instant::now() + Duration::from_secs(30);
         while Instant::now() < end {
             if self.child.try_wait().unwrap().is_some() {

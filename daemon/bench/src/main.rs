@@ -263,6 +263,8 @@ impl Report<'_> {
             "cpu_ms_per_mib": self.cpu_ms_per_mib(),
             "allocs_mid_run": o.allocs_mid_run,
             "ios_mid_run": o.ios_mid_run,
+            "coalesce_fallbacks": o.coalesce_fallbacks,
+            "bytes_read_direct": o.direct.0,
             "verify": verify,
         })
     }
@@ -316,6 +318,12 @@ impl Report<'_> {
         s += &format!(
             "  allocs   {} heap allocations during the middle half of the run ({} IOs)\n",
             o.allocs_mid_run, o.ios_mid_run
+        );
+        let (direct, read) = o.direct;
+        s += &format!(
+            "  engine   {:.1}% of the data read went straight into the workers' buffers; {} receive coalescing fallbacks\n",
+            if read == 0 { 0.0 } else { direct as f64 * 100.0 / read as f64 },
+            o.coalesce_fallbacks
         );
         if o.stuck > 0 {
             s += &format!("  stuck    {} IOs unanswered at the end (counted in errors)\n", o.stuck);

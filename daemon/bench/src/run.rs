@@ -238,6 +238,12 @@ pub struct Outcome {
     /// IOs completed meanwhile (see [`ALLOCATIONS`]).
     pub allocs_mid_run: u64,
     pub ios_mid_run: u64,
+    /// Times the engine's receive coalescing waited out its fallback timer (see
+    /// `lunlink_engine::Stats::coalesce_fallbacks`).
+    pub coalesce_fallbacks: u64,
+    /// Data-In payload bytes the kernel placed straight into the workers' buffers, and all
+    /// Data-In payload bytes.
+    pub direct: (u64, u64),
     pub verify: Option<VerifyOutcome>,
 }
 
@@ -296,6 +302,9 @@ pub async fn run(session: Session, plan: Plan) -> Outcome {
     if stuck > 0 {
         eprintln!("lunlink-bench: {stuck} IOs were still unanswered {:?} after the end; counted as errors", plan.grace);
     }
+    let es = sh.session.stats();
+    let coalesce_fallbacks = es.coalesce_fallbacks.load(Ordering::Relaxed);
+    let direct = (es.bytes_read_direct.load(Ordering::Relaxed), es.bytes_read.load(Ordering::Relaxed));
     let verify = if plan.verify { Some(verify_pass(&sh).await) } else { None };
     Outcome {
         elapsed,
@@ -309,6 +318,8 @@ pub async fn run(session: Session, plan: Plan) -> Outcome {
         cpu_sys: sys1.saturating_sub(sys0),
         allocs_mid_run: allocs1.saturating_sub(allocs0),
         ios_mid_run: ios1.saturating_sub(ios0),
+        coalesce_fallbacks,
+        direct,
         verify,
     }
 }

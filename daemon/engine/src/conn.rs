@@ -50,6 +50,9 @@ pub struct Stats {
     pub errors: AtomicU64,
     /// Data-In payload bytes the kernel placed straight into callers' buffers.
     pub bytes_read_direct: AtomicU64,
+    /// Times the receive low-water mark held back a wakeup until its fallback timer: the
+    /// target sent less than the engine expected (errors, short reads) or paused.
+    pub coalesce_fallbacks: AtomicU64,
 }
 
 /// State shared by callers and the connection task.
@@ -199,6 +202,9 @@ struct Xfer {
     itt: u32,
     len: u32,
     moved: u32,
+    /// Bytes the target still owes for this command if it succeeds: its Data-In payload not
+    /// yet moved plus one 48-byte header for the status (see `ConnState::rx_owed`).
+    owed: u32,
     cmd_sn: u32,
     lun: u64,
     started: Instant,
@@ -207,7 +213,7 @@ struct Xfer {
 
 impl Default for Xfer {
     fn default() -> Self {
-        Self { itt: RESERVED_TAG, len: 0, moved: 0, cmd_sn: 0, lun: 0, started: Instant::now(), error: None }
+        Self { itt: RESERVED_TAG, len: 0, moved: 0, owed: 0, cmd_sn: 0, lun: 0, started: Instant::now(), error: None }
     }
 }
 
@@ -256,6 +262,15 @@ pub(crate) struct Conn {
     sent: usize,
     timeouts: Timeouts,
     direct: Option<DirectRx>,
+    /// The last Data-In PDUs were large (received directly): read headers on their own.
+    large_rx: bool,
+    /// The next read goes to the socket even if tokio has not seen it readable.
+    force_read: bool,
+    /// The socket's SO_RCVLOWAT as last set (see `rx_lowat`).
+    lowat: usize,
+    /// When the low-water mark last went above what is certain to arrive, or the fallback
+    /// timer last looked: the fallback fires `COALESCE_WAIT` after this or the last read.
+    coalesce_check: Instant,
 }
 
 struct ConnState {
@@ -271,6 +286,11 @@ struct ConnState {
     logout_reason: Option<ConnExit>,
     /// Commands sent and not yet completed.
     active: usize,
+    /// Sum of `Xfer::owed` over the active commands: what the receive low-water mark is
+    /// derived from.
+    rx_owed: u64,
+    /// Active commands counted in `rx_owed`.
+    owing: usize,
     escalation: Option<Escalation>,
     tmf_seq: u16,
     last_tick: Instant,
@@ -328,6 +348,8 @@ impl Conn {
                 logout: None,
                 logout_reason: None,
                 active: 0,
+                rx_owed: 0,
+                owing: 0,
                 escalation: None,
                 tmf_seq: 0,
                 last_tick: Instant::now(),
@@ -342,6 +364,10 @@ impl Conn {
             sent: 0,
             timeouts,
             direct: None,
+            large_rx: false,
+            force_read: false,
+            lowat: 1,
+            coalesce_check: Instant::now(),
         }
     }
 
@@ -369,6 +395,7 @@ impl Conn {
                 return exit;
             }
             let want_write = self.sent < self.send.len();
+            self.update_lowat();
             // Only ever move the timer earlier: the NOP deadline follows every read, and a
             // timer that fires early costs one look at the clock in on_timer.
             let deadline = self.next_deadline().unwrap_or_else(far);
@@ -487,7 +514,7 @@ impl Conn {
         let len = u32::try_from(s.buf.len).unwrap_or(u32::MAX);
         let cmd_sn = self.st.window.take();
         let x = &mut self.st.xfer[usize::from(idx)];
-        *x = Xfer { itt, len, moved: 0, cmd_sn, lun: s.lun, started: Instant::now(), error: None };
+        *x = Xfer { itt, len, moved: 0, owed: 0, cmd_sn, lun: s.lun, started: Instant::now(), error: None };
         let mut hdr = ScsiCommand {
             immediate: false,
             final_: true,
@@ -509,6 +536,10 @@ impl Conn {
                 immediate = burst.min(p.max_xmit_data_segment_length);
             }
             let unsolicited = if p.initial_r2t { immediate } else { burst };
+            if unsolicited == len {
+                // All its data goes out unsolicited: only the status is still to come.
+                self.st.owe(idx, 48);
+            }
             if unsolicited > immediate {
                 hdr.final_ = false;
                 self.st.data_out.push_front(DataOutWork {
@@ -521,6 +552,9 @@ impl Conn {
                     data_sn: 0,
                 });
             }
+        }
+        if s.dir != Dir::Write {
+            self.st.owe(idx, 48 + if s.dir == Dir::Read { len.min(u32::MAX - 48) } else { 0 });
         }
         let data: &[u8] = if immediate == 0 {
             &[]
@@ -615,6 +649,7 @@ impl Conn {
                     }
                     Pump::Finished => {
                         got = true;
+                        self.large_rx = true;
                         self.handle_frames()?;
                         self.on_tmf_response()?;
                         continue;
@@ -629,7 +664,14 @@ impl Conn {
                 self.rend -= self.rstart;
                 self.rstart = 0;
             }
-            match read_some(&self.stream, &mut self.recv[self.rend..]) {
+            // While large Data-In PDUs arrive, read just the next header at a PDU boundary, so
+            // that all of its payload can go straight to the caller's buffer.
+            let end = if self.large_rx && self.rstart == self.rend {
+                self.rend + 48 + if self.digests.header { 4 } else { 0 }
+            } else {
+                self.recv.len()
+            };
+            match read_some(&self.stream, &mut self.recv[self.rend..end], &mut self.force_read) {
                 Ok(Read::Eof) => return Err("connection closed by the target".into()),
                 Ok(Read::Got(n, drained)) => {
                     self.rend += n;
@@ -657,9 +699,12 @@ impl Conn {
                 return Ok(()); // the bytes at rstart belong to a payload being placed directly
             }
             let need = {
-                let Conn { recv, rstart, rend, st, shared, send, params, frame_cfg, digests, events, .. } = self;
+                let Conn { recv, rstart, rend, st, shared, send, params, frame_cfg, digests, events, large_rx, .. } = self;
                 match parse_frame(&recv[*rstart..*rend], frame_cfg) {
                     Ok(FrameStatus::Complete(frame, used)) => {
+                        if matches!(frame.header, Header::DataIn(_)) && frame.data.len() < DIRECT_MIN as usize {
+                            *large_rx = false;
+                        }
                         st.handle(shared, send, *digests, params, events, frame.header, frame.data)?;
                         *rstart += used;
                         continue;
@@ -756,7 +801,7 @@ impl Conn {
                     return Ok(Pump::Payload(false));
                 }
                 let end = self.rend + room;
-                return match read_some(&self.stream, &mut self.recv[self.rend..end]) {
+                return match read_some(&self.stream, &mut self.recv[self.rend..end], &mut self.force_read) {
                     Ok(Read::Eof) => Err("connection closed by the target".into()),
                     Ok(Read::Empty) => Ok(Pump::Idle),
                     Ok(Read::Got(n, drained)) => {
@@ -772,7 +817,7 @@ impl Conn {
             // SAFETY: slot locked, Sent, not abandoned; at..at+want lies inside the buffer
             // (checked when the direct receive started). The read is non-blocking.
             let dest = unsafe { std::slice::from_raw_parts_mut(s.buf.ptr.add(at), want) };
-            let r = read_some(&self.stream, dest);
+            let r = read_some(&self.stream, dest, &mut self.force_read);
             drop(s);
             return match r {
                 Ok(Read::Eof) => Err("connection closed by the target".into()),
@@ -824,11 +869,72 @@ impl Conn {
         });
         let tick = (self.timeouts.command.is_some() && self.st.active > 0 && self.st.escalation.is_none())
             .then(|| self.st.last_tick + TIMEOUT_TICK);
-        [ping, escalation, tick].into_iter().flatten().min()
+        let coalesce = self.lowat_is_a_guess().then(|| self.st.last_rx.max(self.coalesce_check) + COALESCE_WAIT);
+        [ping, escalation, tick, coalesce].into_iter().flatten().min()
+    }
+
+    /// Payload bytes certain to arrive before anything else can be handled: the rest of a
+    /// Data-In being received directly.
+    fn rx_certain(&self) -> usize {
+        self.direct.as_ref().map_or(0, |d| (d.total - d.placed) as usize)
+    }
+
+    /// The low-water mark is above what is certain to arrive (1, the default, always is
+    /// satisfied by any byte).
+    fn lowat_is_a_guess(&self) -> bool {
+        self.lowat > self.rx_certain().max(1)
+    }
+
+    /// Interrupt coalescing for the receive side. Waking for every response makes each IO
+    /// pay for a wakeup, a read and a send of its own; with many commands outstanding the
+    /// socket is told (SO_RCVLOWAT) to wake the task only once about half of what the target
+    /// owes has arrived, while the target works on the other half, so that one wakeup, one
+    /// read and one send serve many IOs. What the target owes is known only if every command
+    /// succeeds (an error carries no data), so a low-water mark above what is certain to
+    /// arrive is backed by a timer: `COALESCE_WAIT` without a read and the task looks anyway.
+    /// A low-water mark never hides data from a read, only delays the wakeup, and end of file
+    /// or an error wakes the task regardless.
+    fn update_lowat(&mut self) {
+        let guess = if self.st.owing >= COALESCE_MIN_ACTIVE && !self.st.logging_out {
+            usize::try_from(self.st.rx_owed / 2).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        let want = self.rx_certain().max(guess).min(RX_LOWAT_MAX);
+        // Powers of two: the mark changes (a system call) only when the load does.
+        let want = if want < 2 { 1 } else { 1 << want.ilog2() };
+        if want == self.lowat {
+            return;
+        }
+        if want > self.rx_certain().max(1) && !self.lowat_is_a_guess() {
+            self.coalesce_check = Instant::now();
+        }
+        use std::os::fd::AsRawFd;
+        let v = libc::c_int::try_from(want).unwrap_or(1);
+        // SAFETY: setsockopt on the socket we own with a pointer to a local c_int.
+        let r = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                std::ptr::addr_of!(v).cast(),
+                libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
+            )
+        };
+        // On failure keep the old mark; a mark of 1 is the default and always safe.
+        if r == 0 {
+            self.lowat = want;
+        }
     }
 
     fn on_timer(&mut self) -> Result<(), Arc<str>> {
         let now = Instant::now();
+        if self.lowat_is_a_guess() && now >= self.st.last_rx.max(self.coalesce_check) + COALESCE_WAIT {
+            // The turn before the next wait reads whatever is there.
+            self.coalesce_check = now;
+            self.force_read = true;
+            self.shared.stats.coalesce_fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
         match self.st.ping {
             Some((_, deadline)) if now >= deadline => {
                 return Err(format!("no NOP-In answer within {:?}: the target is unreachable", self.timeouts.noop_timeout).into());
@@ -977,8 +1083,7 @@ impl Conn {
         if x.itt != itt {
             return;
         }
-        x.itt = RESERVED_TAG;
-        self.st.active = self.st.active.saturating_sub(1);
+        self.st.retire(idx);
         self.st.data_out.retain(|w| w.idx != idx);
         self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         let mut s = self.shared.slots.lock(idx);
@@ -993,9 +1098,7 @@ impl Conn {
 
     /// Sends an outstanding command again from the start (after a LU reset ended it).
     fn requeue(&mut self, idx: u16) {
-        let x = &mut self.st.xfer[usize::from(idx)];
-        x.itt = RESERVED_TAG;
-        self.st.active = self.st.active.saturating_sub(1);
+        self.st.retire(idx);
         self.st.data_out.retain(|w| w.idx != idx);
         {
             let mut s = self.shared.slots.lock(idx);
@@ -1029,6 +1132,29 @@ impl Conn {
 
 
 impl ConnState {
+    /// Ends the connection's bookkeeping of a command that completed, failed or goes back to
+    /// the queue.
+    fn retire(&mut self, idx: u16) {
+        let x = &mut self.xfer[usize::from(idx)];
+        x.itt = RESERVED_TAG;
+        let owed = std::mem::take(&mut x.owed);
+        if owed > 0 {
+            self.rx_owed = self.rx_owed.saturating_sub(u64::from(owed));
+            self.owing = self.owing.saturating_sub(1);
+        }
+        self.active = self.active.saturating_sub(1);
+    }
+
+    /// Counts a command towards receive coalescing: the target owes `bytes` for it (its
+    /// Data-In payload and a 48-byte header for the status) and needs nothing more from us
+    /// to send them. Writes that still wait for an R2T are left out: the target would stop
+    /// and wait for their data while the task waited for bytes.
+    fn owe(&mut self, idx: u16, bytes: u32) {
+        self.xfer[usize::from(idx)].owed = bytes;
+        self.rx_owed += u64::from(bytes);
+        self.owing += 1;
+    }
+
     fn stat_sn(&mut self, stat_sn: u32) {
         let next = stat_sn.wrapping_add(1);
         if serial::lt(self.exp_stat_sn, next) {
@@ -1159,6 +1285,9 @@ impl ConnState {
                     }
                 }
                 x.moved = x.moved.saturating_add(len);
+                let paid = x.owed.saturating_sub(48).min(len);
+                x.owed -= paid;
+                self.rx_owed = self.rx_owed.saturating_sub(u64::from(paid));
                 shared.stats.bytes_read.fetch_add(u64::from(len), Ordering::Relaxed);
             }
             _ => {
@@ -1178,8 +1307,7 @@ impl ConnState {
             }
             s.sense_len = 0;
             let err = x.error.take();
-            x.itt = RESERVED_TAG;
-            self.active = self.active.saturating_sub(1);
+            self.retire(idx);
             if err.is_some() {
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -1209,18 +1337,18 @@ impl ConnState {
         }
         let x = &mut self.xfer[usize::from(idx)];
         let mut err = x.error.take();
-        x.itt = RESERVED_TAG;
-        self.active = self.active.saturating_sub(1);
+        let (moved, len) = (x.moved, x.len);
+        self.retire(idx);
         if h.response != 0 {
             err.get_or_insert(CommandError::TargetFailure(h.response));
         }
         s.status = h.status;
         s.residual_under = if h.underflow { h.residual } else { 0 };
         s.residual_over = if h.overflow { h.residual } else { 0 };
-        if s.dir == Dir::Read && h.status == 0 && !h.underflow && x.moved < x.len {
+        if s.dir == Dir::Read && h.status == 0 && !h.underflow && moved < len {
             // GOOD without the U bit, yet data missing: report it rather than pass stale
             // buffer contents off as read.
-            s.residual_under = x.len - x.moved;
+            s.residual_under = len - moved;
         }
         let sense = ScsiResponse::sense(data);
         let n = sense.len().min(SENSE_MAX);
@@ -1312,9 +1440,7 @@ impl ConnState {
         }
         if let Some(idx) = self.lookup(shared, itt).filter(|_| rejected_command) {
             // At ErrorRecoveryLevel 0 a rejected command never completes otherwise (§7.2).
-            let x = &mut self.xfer[usize::from(idx)];
-            x.itt = RESERVED_TAG;
-            self.active = self.active.saturating_sub(1);
+            self.retire(idx);
             shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             let mut s = shared.slots.lock(idx);
             if s.state != State::Sent {
@@ -1343,9 +1469,25 @@ enum Read {
 /// return EAGAIN: that read was one in two of all receive calls. Data arriving afterwards
 /// raises readiness anew (epoll reports each arrival, and tokio only clears the readiness
 /// it had observed).
-fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<Read> {
+///
+/// With `force` (taken, so it holds for one read) the read is made even though tokio has not
+/// seen the socket readable: the receive low-water mark may hold back the wakeup for bytes
+/// that are there (see `Conn::update_lowat`).
+fn read_some(stream: &TcpStream, buf: &mut [u8], force: &mut bool) -> io::Result<Read> {
     use std::os::fd::AsRawFd;
     let fd = stream.as_raw_fd();
+    if std::mem::take(force) {
+        // SAFETY: reading into a buffer we own exclusively, of the length we pass.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        return match usize::try_from(n) {
+            Ok(0) => Ok(Read::Eof),
+            Ok(n) => Ok(Read::Got(n, n < buf.len())),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::WouldBlock { Ok(Read::Empty) } else { Err(e) }
+            }
+        };
+    }
     let mut got = 0usize;
     let r = stream.try_io(tokio::io::Interest::READABLE, || {
         // SAFETY: reading into a buffer we own exclusively, of the length we pass.
@@ -1373,6 +1515,16 @@ enum Payload<'a> {
     Bytes(&'a [u8]),
     Placed(u32),
 }
+
+/// The receive low-water mark is raised only with at least this many commands outstanding,
+/// so that the half the target still works on while the task handles the other half covers
+/// the task's turn: with 4 or 8 outstanding (tgtd on loopback) the target ran dry and IOPS
+/// fell by up to half; from 16 on, IOPS rose and CPU per IO fell by 2.5-3x.
+const COALESCE_MIN_ACTIVE: usize = 16;
+/// Largest receive low-water mark (the kernel caps it at half the receive buffer anyway).
+const RX_LOWAT_MAX: usize = 256 * 1024;
+/// How long a raised low-water mark may keep the task from looking at the socket.
+const COALESCE_WAIT: Duration = Duration::from_millis(1);
 
 /// Data-In segments at least this long are received straight into the caller's buffer once
 /// their header is in: the kernel's copy is then the only one.

@@ -224,6 +224,44 @@ async fn many_concurrent_commands_all_correct() {
     within(s.logout()).await.unwrap();
 }
 
+/// With many commands outstanding the engine lets the socket wake it only once about half
+/// of the data the target owes has arrived. Errors carry no data, so a burst of them never
+/// reaches that mark: the fallback timer must still complete them, long before any command
+/// timeout (there is none here: without the fallback they would hang until the test's bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_commands_complete_while_receive_is_coalesced() {
+    let t = Tgtd::start();
+    t.add_target(1, "iqn.2024-01.test:co").unwrap();
+    t.add_lun_file(1, 1, 8 << 20).unwrap();
+    t.bind_all(1).unwrap();
+    let mut cfg = config(&t, "iqn.2024-01.test:co", Auth::None, Offer::default());
+    cfg.timeouts.command = None;
+    let s = within(Session::login(cfg)).await.unwrap();
+    within(s.test_unit_ready(1)).await.unwrap();
+    let blocks = (8u64 << 20) / 512;
+    for round in 0..3 {
+        let start = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..96u64 {
+            // Round 0: every read past the end; later rounds: every other one.
+            let bad = round == 0 || i % 2 == 0;
+            let lba = if bad { blocks + 1024 + i } else { i * 128 };
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                (bad, s.read_into(1, lba, 512, &mut buf).await)
+            }));
+        }
+        for task in tasks {
+            let (bad, r) = tokio::time::timeout(Duration::from_secs(20), task).await.expect("a command hung").unwrap();
+            assert_eq!(r.is_err(), bad, "round {round}: {r:?}");
+        }
+        // Not a speed check: 96 commands waiting out a stall each would take far longer.
+        assert!(start.elapsed() < Duration::from_secs(10), "round {round} took {:?}", start.elapsed());
+    }
+    within(s.logout()).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_execute_reports_check_condition() {
     let t = Tgtd::start();

@@ -239,16 +239,22 @@ async fn failing_commands_complete_while_receive_is_coalesced() {
     let s = within(Session::login(cfg)).await.unwrap();
     within(s.test_unit_ready(1)).await.unwrap();
     let blocks = (8u64 << 20) / 512;
-    for round in 0..3 {
+    let fallbacks = || s.stats().coalesce_fallbacks.load(std::sync::atomic::Ordering::Relaxed);
+    // (IO size, which of the 96 reads go past the end): all 64 KiB reads failing, every other
+    // one failing, then 1 MiB reads, half failing, so that errors meet the engine while it
+    // reads headers on their own for large Data-In.
+    type Round = (usize, fn(u64) -> bool);
+    let rounds: [Round; 3] = [(64 << 10, |_| true), (64 << 10, |i| i % 2 == 0), (1 << 20, |i| i % 2 == 1)];
+    for (round, (size, is_bad)) in rounds.into_iter().enumerate() {
         let start = std::time::Instant::now();
+        let before = fallbacks();
         let mut tasks = Vec::new();
         for i in 0..96u64 {
-            // Round 0: every read past the end; later rounds: every other one.
-            let bad = round == 0 || i % 2 == 0;
-            let lba = if bad { blocks + 1024 + i } else { i * 128 };
+            let bad = is_bad(i);
+            let lba = if bad { blocks + 1024 + i } else { (i % 6) * 2048 };
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 << 10];
+                let mut buf = vec![0u8; size];
                 (bad, s.read_into(1, lba, 512, &mut buf).await)
             }));
         }
@@ -256,8 +262,11 @@ async fn failing_commands_complete_while_receive_is_coalesced() {
             let (bad, r) = tokio::time::timeout(Duration::from_secs(20), task).await.expect("a command hung").unwrap();
             assert_eq!(r.is_err(), bad, "round {round}: {r:?}");
         }
-        // Not a speed check: 96 commands waiting out a stall each would take far longer.
+        // Not a speed check: a stall per failing command would take far longer, and would
+        // show as one fallback each.
         assert!(start.elapsed() < Duration::from_secs(10), "round {round} took {:?}", start.elapsed());
+        let used = fallbacks() - before;
+        assert!(used < 24, "round {round}: {used} coalescing fallbacks for 96 commands");
     }
     within(s.logout()).await.unwrap();
 }
@@ -326,14 +335,11 @@ async fn a_new_lun_is_announced_as_a_unit_attention_event() {
     within(s.test_unit_ready(1)).await.unwrap();
     let got = within(async {
         loop {
-            match events.recv().await.unwrap() {
-                lunlink_engine::SessionEvent::UnitAttention { sense, .. } => {
-                    let sense = lunlink_scsi::Sense::parse(&sense).unwrap();
-                    if sense.is_reported_luns_changed() {
-                        break true;
-                    }
+            if let lunlink_engine::SessionEvent::UnitAttention { sense, .. } = events.recv().await.unwrap() {
+                let sense = lunlink_scsi::Sense::parse(&sense).unwrap();
+                if sense.is_reported_luns_changed() {
+                    break true;
                 }
-                _ => {}
             }
         }
     })

@@ -1,11 +1,13 @@
 //! The connection task: owns the TCP stream of a session in full feature phase and moves PDUs.
 //!
 //! One task per connection does readiness-based non-blocking I/O: every turn of its loop takes
-//! newly submitted commands, builds all PDUs that may go out into one send buffer (so a burst
-//! of commands is a single write), writes what the socket takes, then reads everything the
-//! socket has and handles each whole PDU in place. Data-In payloads are copied once, from the
-//! receive buffer into the caller's buffer; Data-Out payloads once, from the caller's buffer into
-//! the send buffer.
+//! newly submitted commands, queues all PDUs that may go out (so a burst of commands is a
+//! single sendmsg), writes what the socket takes, then reads what the socket has and handles
+//! each whole PDU in place. Data is copied once between the socket and the caller's buffer,
+//! by the kernel: large Data-In payloads are received straight into the caller's buffer
+//! (small ones are copied from the receive buffer), and write payloads of 1 KiB or more are
+//! sent from the caller's buffer (`sendq`). With many commands outstanding the socket's
+//! receive low-water mark batches wakeups (`Conn::update_lowat`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use lunlink_proto::negotiate::SessionParams;
 use lunlink_proto::pdu::{
-    self, encode_pdu, Opcode, parse_frame, AsyncEvent, DataIn, DataOut, Digests, FrameConfig, FrameStatus, Header,
+    self, data_trailer, encode_pdu, encode_pdu_head, Opcode, parse_frame, AsyncEvent, DataIn, DataOut, Digests, FrameConfig, FrameStatus, Header,
     LogoutReason, LogoutRequest, NopIn, NopOut, R2t, Reject, ScsiCommand, ScsiResponse, TaskAttr, TaskMgmtFunction,
     TaskMgmtRequest, TaskMgmtResponse, RESERVED_TAG,
 };
@@ -27,11 +29,12 @@ use tokio::time::Instant;
 
 use crate::error::CommandError;
 use crate::slots::{Dir, Slots, State, SENSE_MAX};
+use crate::sendq::{SendQueue, EXT_MIN};
 use crate::session::LinkState;
 use crate::SessionEvent;
 
 /// Stop building PDUs when this much is waiting for the socket: bounds memory with deep queues.
-const SEND_HIGH_WATER: usize = 1 << 20;
+pub(crate) const SEND_HIGH_WATER: usize = 1 << 20;
 /// Low 16 bits of ITTs for the engine's own PDUs; slot ITTs use indices below the queue depth.
 const PING_TAG: u32 = 0xfff0;
 const LOGOUT_TAG: u32 = 0xfff1;
@@ -271,8 +274,7 @@ pub(crate) struct Conn {
     recv: Vec<u8>,
     rstart: usize,
     rend: usize,
-    send: Vec<u8>,
-    sent: usize,
+    send: SendQueue,
     timeouts: Timeouts,
     direct: Option<DirectRx>,
     /// The last Data-In PDUs were large (received directly): read headers on their own.
@@ -380,8 +382,7 @@ impl Conn {
             recv: vec![0; recv_cap],
             rstart: 0,
             rend: 0,
-            send: Vec::with_capacity(SEND_HIGH_WATER + max_pdu),
-            sent: 0,
+            send: SendQueue::with_capacity(SEND_HIGH_WATER + max_pdu),
             timeouts,
             direct: None,
             large_rx: false,
@@ -414,7 +415,7 @@ impl Conn {
             if let Some(exit) = self.st.logout_reason.take() {
                 return exit;
             }
-            let want_write = self.sent < self.send.len();
+            let want_write = !self.send.is_empty();
             self.update_lowat();
             // Only ever move the timer earlier: the NOP deadline follows every read, and a
             // timer that fires early costs one look at the clock in on_timer.
@@ -480,7 +481,7 @@ impl Conn {
             if !self.read_and_handle()? {
                 // Nothing arrived; go round again only if `issue` stopped for room that the
                 // flush has made since: nothing else would wake the task for that work.
-                if self.sent == 0 && self.send.is_empty() && self.issuable() {
+                if self.send.is_empty() && self.issuable() {
                     continue;
                 }
                 return Ok(());
@@ -506,7 +507,7 @@ impl Conn {
     }
 
     fn send_room(&self) -> bool {
-        self.send.len() - self.sent < SEND_HIGH_WATER
+        self.send.pending() < SEND_HIGH_WATER
     }
 
     /// Builds Data-Out sequences first (they unblock commands the target already holds), then
@@ -596,7 +597,7 @@ impl Conn {
             // `immediate` is at most its length.
             unsafe { std::slice::from_raw_parts(s.buf.ptr, immediate as usize) }
         };
-        encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
+        push_pdu(&mut self.send, &hdr, data, self.digests, idx, itt, 0);
         s.state = State::Sent;
         drop(s);
         self.st.active += 1;
@@ -620,7 +621,7 @@ impl Conn {
             return;
         }
         let max = self.params.max_xmit_data_segment_length.max(512);
-        while w.offset < w.end && self.send.len() - self.sent < SEND_HIGH_WATER {
+        while w.offset < w.end && self.send.pending() < SEND_HIGH_WATER {
             let n = (w.end - w.offset).min(max);
             let hdr = DataOut {
                 final_: w.offset + n == w.end,
@@ -635,7 +636,7 @@ impl Conn {
             // slot's own copy of it when the caller gave up (see SlotGuard); offset..end was
             // checked against its length when the work was queued.
             let data = unsafe { std::slice::from_raw_parts(s.buf.ptr.add(w.offset as usize), n as usize) };
-            encode_pdu(&mut self.send, &hdr, &[], data, self.digests);
+            push_pdu(&mut self.send, &hdr, data, self.digests, w.idx, w.itt, w.offset as usize);
             w.offset += n;
             w.data_sn = w.data_sn.wrapping_add(1);
             self.shared.stats.bytes_written.fetch_add(u64::from(n), Ordering::Relaxed);
@@ -643,24 +644,7 @@ impl Conn {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        while self.sent < self.send.len() {
-            match self.stream.try_write(&self.send[self.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if self.sent == self.send.len() {
-            self.send.clear();
-            self.sent = 0;
-        } else if self.sent >= SEND_HIGH_WATER {
-            // A slow peer: drop what went out so the buffer cannot grow without bound.
-            self.send.drain(..self.sent);
-            self.sent = 0;
-        }
-        Ok(())
+        self.send.flush(&self.stream, &self.shared.slots)
     }
 
     /// Reads what the socket has and handles every whole PDU. Returns whether anything arrived.
@@ -732,7 +716,7 @@ impl Conn {
                         if matches!(frame.header, Header::DataIn(_)) && frame.data.len() < DIRECT_MIN as usize {
                             *large_rx = false;
                         }
-                        st.handle(shared, send, *digests, params, events, frame.header, frame.data)?;
+                        st.handle(shared, &mut send.buf, *digests, params, events, frame.header, frame.data)?;
                         *rstart += used;
                         continue;
                     }
@@ -1001,7 +985,7 @@ impl Conn {
                             cmd_sn: self.st.window.current(),
                             exp_stat_sn: self.st.exp_stat_sn,
                         };
-                        encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+                        encode_pdu(&mut self.send.buf, &hdr, &[], &[], self.digests);
                         self.st.ping = Some((itt, now + self.timeouts.noop_timeout));
                     }
                 }
@@ -1068,7 +1052,7 @@ impl Conn {
             ref_cmd_sn: x.cmd_sn,
             exp_data_sn: 0,
         };
-        encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+        encode_pdu(&mut self.send.buf, &hdr, &[], &[], self.digests);
         let lun = x.lun;
         self.st.escalation = Some(Escalation::Abort { idx, task_itt, lun, tmf_itt, deadline: now + self.timeouts.tmf });
     }
@@ -1086,7 +1070,7 @@ impl Conn {
             ref_cmd_sn: 0,
             exp_data_sn: 0,
         };
-        encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+        encode_pdu(&mut self.send.buf, &hdr, &[], &[], self.digests);
         self.st.escalation = Some(Escalation::LuReset { idx, task_itt, lun, tmf_itt, deadline: now + self.timeouts.tmf });
     }
 
@@ -1174,7 +1158,7 @@ impl Conn {
             cmd_sn: self.st.window.current(),
             exp_stat_sn: self.st.exp_stat_sn,
         };
-        encode_pdu(&mut self.send, &hdr, &[], &[], self.digests);
+        encode_pdu(&mut self.send.buf, &hdr, &[], &[], self.digests);
     }
 }
 
@@ -1522,6 +1506,20 @@ enum Read {
     Empty,
     /// Bytes read, and whether the socket is known to be empty now.
     Got(usize, bool),
+}
+
+/// Queues a PDU carrying part of a command's buffer (`data`, at `off` in the buffer of the
+/// command in slot `idx`, whose lock the caller holds): large payloads as a reference sent
+/// from the caller's buffer (see `sendq`), small ones copied.
+fn push_pdu<H: pdu::Bhs>(q: &mut SendQueue, hdr: &H, data: &[u8], digests: Digests, idx: u16, itt: u32, off: usize) {
+    if data.len() < EXT_MIN {
+        encode_pdu(&mut q.buf, hdr, &[], data, digests);
+        return;
+    }
+    encode_pdu_head(&mut q.buf, hdr, &[], data.len(), digests);
+    q.push_ext(idx, itt, off, data.len());
+    let (trailer, n) = data_trailer(data, digests);
+    q.buf.extend_from_slice(&trailer[..n]);
 }
 
 /// One non-blocking read. A read that does not fill `buf` has emptied the socket's receive

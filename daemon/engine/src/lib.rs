@@ -12,6 +12,7 @@ mod conn;
 mod discovery;
 mod error;
 mod ops;
+mod sendq;
 mod transport;
 mod session;
 mod slots;

@@ -36,28 +36,45 @@ fn crc(bytes: &[u8]) -> u32 {
 /// Appends one whole PDU to `out`. `ahs` must be a multiple of 4 bytes (as built by the AHS
 /// helpers). The data segment is padded and digested as `digests` says.
 pub fn encode_pdu<H: Bhs>(out: &mut Vec<u8>, header: &H, ahs: &[u8], data: &[u8], digests: Digests) {
+    encode_pdu_head(out, header, ahs, data.len(), digests);
+    if !data.is_empty() {
+        out.extend_from_slice(data);
+        let (trailer, n) = data_trailer(data, digests);
+        out.extend_from_slice(&trailer[..n]);
+    }
+}
+
+/// Appends the part of a PDU before its data segment (BHS, AHS, header digest) for a data
+/// segment of `data_len` bytes. With [`data_trailer`] a sender can send the data segment
+/// from a buffer of its own instead of copying it behind the header.
+pub fn encode_pdu_head<H: Bhs>(out: &mut Vec<u8>, header: &H, ahs: &[u8], data_len: usize, digests: Digests) {
     debug_assert!(ahs.len().is_multiple_of(4) && ahs.len() <= 255 * 4, "AHS must be whole words");
-    debug_assert!(data.len() < 1 << 24, "data segment length is 24 bits");
+    debug_assert!(data_len < 1 << 24, "data segment length is 24 bits");
     let start = out.len();
     let mut bhs = [0u8; BHS_LEN];
     header.encode(&mut bhs);
     bhs[4] = u8::try_from(ahs.len() / 4).unwrap_or(u8::MAX);
-    put24(&mut bhs, 5, u32::try_from(data.len()).unwrap_or(0x00ff_ffff) & 0x00ff_ffff);
+    put24(&mut bhs, 5, u32::try_from(data_len).unwrap_or(0x00ff_ffff) & 0x00ff_ffff);
     out.extend_from_slice(&bhs);
     out.extend_from_slice(ahs);
     if digests.header {
         let d = crc(&out[start..]);
         out.extend_from_slice(&d.to_le_bytes());
     }
-    if !data.is_empty() {
-        let dstart = out.len();
-        out.extend_from_slice(data);
-        out.resize(out.len() + pad4(data.len()), 0);
-        if digests.data {
-            let d = crc(&out[dstart..]);
-            out.extend_from_slice(&d.to_le_bytes());
-        }
+}
+
+/// What follows a non-empty data segment on the wire: its padding, then its digest if data
+/// digests are in use. Returns the bytes and how many of them to send.
+pub fn data_trailer(data: &[u8], digests: Digests) -> ([u8; 8], usize) {
+    let mut t = [0u8; 8];
+    let pad = pad4(data.len());
+    let mut n = pad;
+    if digests.data {
+        let d = crc32c::crc32c_append(crc(data), &t[..pad]);
+        t[pad..pad + 4].copy_from_slice(&d.to_le_bytes());
+        n += 4;
     }
+    (t, n)
 }
 
 /// One PDU found in a receive buffer, borrowing it.
@@ -251,6 +268,24 @@ mod tests {
             }
             assert_eq!(got, vec![p, empty], "digests {digests:?}");
             assert_eq!(dec.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn head_payload_trailer_equal_a_whole_pdu() {
+        let hdr = DataOut { final_: true, lun: 1, itt: 7, ttt: 9, exp_stat_sn: 3, data_sn: 0, buffer_offset: 0 };
+        for len in [1usize, 2, 3, 4, 4097] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            for digests in [Digests::default(), Digests { header: true, data: true }] {
+                let mut whole = Vec::new();
+                encode_pdu(&mut whole, &hdr, &[], &data, digests);
+                let mut parts = Vec::new();
+                encode_pdu_head(&mut parts, &hdr, &[], data.len(), digests);
+                parts.extend_from_slice(&data);
+                let (t, n) = data_trailer(&data, digests);
+                parts.extend_from_slice(&t[..n]);
+                assert_eq!(parts, whole, "{len} bytes, {digests:?}");
+            }
         }
     }
 

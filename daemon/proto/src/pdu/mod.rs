@@ -27,7 +27,7 @@ mod framing;
 pub use async_message::{AsyncEvent, AsyncMessage};
 pub use data_in::DataIn;
 pub use data_out::DataOut;
-pub use framing::{encode_pdu, parse_frame, Decoder, Digests, Frame, FrameConfig, FrameStatus, Pdu};
+pub use framing::{data_trailer, encode_pdu, encode_pdu_head, parse_frame, Decoder, Digests, Frame, FrameConfig, FrameStatus, Pdu};
 pub use login_request::LoginRequest;
 pub use login_response::LoginResponse;
 pub use logout_request::{LogoutReason, LogoutRequest};

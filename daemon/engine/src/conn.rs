@@ -382,7 +382,7 @@ impl Conn {
             recv: vec![0; recv_cap],
             rstart: 0,
             rend: 0,
-            send: SendQueue::with_capacity(SEND_HIGH_WATER + max_pdu),
+            send: SendQueue::new(2 * max_pdu, depth),
             timeouts,
             direct: None,
             large_rx: false,
@@ -435,7 +435,8 @@ impl Conn {
                 () = self.shared.notify.notified() => Wake::Submitted,
             };
             match wake {
-                Wake::Readable | Wake::Writable | Wake::Submitted => {}
+                Wake::Writable => self.send.writable(),
+                Wake::Readable | Wake::Submitted => {}
                 Wake::Control(None) => {
                     // Every handle of the session is gone: log out.
                     control_open = false;
@@ -716,7 +717,7 @@ impl Conn {
                         if matches!(frame.header, Header::DataIn(_)) && frame.data.len() < DIRECT_MIN as usize {
                             *large_rx = false;
                         }
-                        st.handle(shared, &mut send.buf, *digests, params, events, frame.header, frame.data)?;
+                        st.handle(shared, send, *digests, params, events, frame.header, frame.data)?;
                         *rstart += used;
                         continue;
                     }
@@ -1119,6 +1120,7 @@ impl Conn {
         self.st.data_out.retain(|w| w.idx != idx);
         self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         let mut s = self.shared.slots.lock(idx);
+        self.send.detach(idx, &s);
         if s.state != State::Sent {
             return;
         }
@@ -1134,6 +1136,9 @@ impl Conn {
         self.st.data_out.retain(|w| w.idx != idx);
         {
             let mut s = self.shared.slots.lock(idx);
+            // The target may still run the old task (a command sent after the reset): what
+            // of its data is queued goes out as it is.
+            self.send.detach(idx, &s);
             s.state = State::Queued;
             // A new tag, so that a late PDU of the reset task never matches the reissue.
             s.bump_generation(idx);
@@ -1216,7 +1221,7 @@ impl ConnState {
     fn handle(
         &mut self,
         shared: &Shared,
-        send: &mut Vec<u8>,
+        send: &mut SendQueue,
         digests: Digests,
         params: &SessionParams,
         events: &broadcast::Sender<SessionEvent>,
@@ -1225,10 +1230,10 @@ impl ConnState {
     ) -> Result<(), Arc<str>> {
         match header {
             Header::DataIn(h) => self.on_data_in(shared, &h, Payload::Bytes(data)),
-            Header::ScsiResponse(h) => self.on_response(shared, events, &h, data),
+            Header::ScsiResponse(h) => self.on_response(shared, send, events, &h, data),
             Header::R2t(h) => self.on_r2t(shared, params, &h),
             Header::NopIn(h) => {
-                self.on_nop_in(send, digests, &h);
+                self.on_nop_in(&mut send.buf, digests, &h);
                 Ok(())
             }
             Header::AsyncMessage(h) => {
@@ -1256,7 +1261,7 @@ impl ConnState {
                             cmd_sn: self.window.current(),
                             exp_stat_sn: self.exp_stat_sn,
                         };
-                        encode_pdu(send, &hdr, &[], &[], digests);
+                        encode_pdu(&mut send.buf, &hdr, &[], &[], digests);
                         Ok(())
                     }
                     AsyncEvent::DroppingConnection | AsyncEvent::DroppingAllConnections => {
@@ -1270,7 +1275,7 @@ impl ConnState {
                     AsyncEvent::Renegotiate | AsyncEvent::Other(_) => Ok(()),
                 }
             }
-            Header::Reject(h) => self.on_reject(shared, &h, data),
+            Header::Reject(h) => self.on_reject(shared, send, &h, data),
             Header::LogoutResponse(h) => {
                 self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
                 self.stat_sn(h.stat_sn);
@@ -1366,6 +1371,7 @@ impl ConnState {
     fn on_response(
         &mut self,
         shared: &Shared,
+        send: &mut SendQueue,
         events: &broadcast::Sender<SessionEvent>,
         h: &ScsiResponse,
         data: &[u8],
@@ -1383,6 +1389,8 @@ impl ConnState {
         let mut err = x.error.take();
         let (moved, len) = (x.moved, x.len);
         self.retire(idx);
+        // A write answered before all its data went out (an early CHECK CONDITION).
+        send.detach(idx, &s);
         if h.response != 0 {
             err.get_or_insert(CommandError::TargetFailure(h.response));
         }
@@ -1471,7 +1479,7 @@ impl ConnState {
         }
     }
 
-    fn on_reject(&mut self, shared: &Shared, h: &Reject, data: &[u8]) -> Result<(), Arc<str>> {
+    fn on_reject(&mut self, shared: &Shared, send: &mut SendQueue, h: &Reject, data: &[u8]) -> Result<(), Arc<str>> {
         self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
         self.stat_sn(h.stat_sn);
         let itt = Reject::rejected_itt(data).unwrap_or(RESERVED_TAG);
@@ -1487,6 +1495,7 @@ impl ConnState {
             self.retire(idx);
             shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             let mut s = shared.slots.lock(idx);
+            send.detach(idx, &s);
             if s.state != State::Sent {
                 return Ok(());
             }

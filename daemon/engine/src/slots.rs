@@ -4,9 +4,10 @@
 //!
 //! Buffers are lent by the caller by value (see `buf.rs`) and held by the caller's future
 //! until the command is settled. The connection task touches them only while holding the
-//! slot's lock and only while the slot is not `abandoned`; a future dropped early marks its
-//! slot abandoned under that same lock before the buffer is freed, and a leaked future leaks
-//! the buffer with it, so the memory is never touched after it is gone.
+//! slot's lock and only through `buf`: a future dropped early marks its slot abandoned under
+//! that same lock before the buffer is freed (a write still being sent first gets a copy of
+//! its own that `buf` then points at), and a leaked future leaks the buffer with it, so the
+//! memory is never touched after it is gone.
 
 use std::sync::Mutex;
 use std::task::Waker;

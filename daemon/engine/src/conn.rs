@@ -417,6 +417,13 @@ impl Conn {
             }
             let want_write = !self.send.is_empty();
             self.update_lowat();
+            // While a raised receive mark stands over 16 or more commands the target works on,
+            // new commands wait for the wakeup it brings (or its fallback timer) and go out
+            // together, instead of waking the task one by one: the target has plenty queued
+            // meanwhile. Callers on other threads (ublk queues) then cost no wakeup either.
+            // lunlink-bench on two runtime threads, 4K QD32: 11.3 -> 6.7 us of CPU per IO and
+            // 64k -> 75k IOPS; QD128: 9.0 -> 3.3 us; one thread: unchanged.
+            let defer_submissions = self.lowat > 1 && self.st.owing >= COALESCE_MIN_ACTIVE;
             // Only ever move the timer earlier: the NOP deadline follows every read, and a
             // timer that fires early costs one look at the clock in on_timer.
             let deadline = self.next_deadline().unwrap_or_else(far);
@@ -432,7 +439,7 @@ impl Conn {
                 () = &mut sleep => Wake::Timer,
                 r = self.stream.readable() => match r { Ok(()) => Wake::Readable, Err(e) => return ConnExit::failed(e.to_string().into()) },
                 w = self.stream.writable(), if want_write => match w { Ok(()) => Wake::Writable, Err(e) => return ConnExit::failed(e.to_string().into()) },
-                () = self.shared.notify.notified() => Wake::Submitted,
+                () = self.shared.notify.notified(), if !defer_submissions => Wake::Submitted,
             };
             match wake {
                 Wake::Writable => self.send.writable(),

@@ -1,0 +1,95 @@
+#!/bin/sh
+# Daemon crash while the target is gone too: lunlinkd is SIGKILLed with a live /dev/ublkbN and
+# tgtd is killed. The restarted lunlinkd cannot reach the LU; a direct read of the device waits,
+# then fails with an I/O error once the node's replacement timeout (8 s) has run out, counted
+# from the restart (the device was taken over without a path, and never hangs). When the
+# target comes back, lunlinkd logs in again, the same device serves the data written before
+# the crash and takes writes, and logout removes it.
+# needs: tgtd tgtadm dbus-daemon dd
+# timeout: 240
+. /vm/lib.sh
+require lunlinkd lunlinkctl
+
+IQN=iqn.2024-01.org.lunlink.vm:nopath
+PORTAL=127.0.0.1:3260
+REPLACEMENT=8
+
+dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
+now_ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
+md5() { md5sum | cut -d' ' -f1; }
+session_is() { lunlinkctl --no-legend sessions 2>/dev/null | grep -q "$1"; }
+
+make_file "$VM_TMP/lun1.img" 32
+start_target() {
+    tgtd -f -C 1 --iscsi portal="$PORTAL" >>"$VM_TMP/tgtd.log" 2>&1 &
+    TGTD=$!
+    wait_for 30 tgtadm -C 1 --lld iscsi --op show --mode sys ||
+        die "tgtd did not answer on its control socket within 30 s"
+    tgt_target 1 1 "$IQN" || die "tgtadm could not create target $IQN"
+    tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
+}
+start_target
+at_exit 'kill -s KILL $TGTD 2>/dev/null'
+
+dbus_start
+mkdir -p "$VM_TMP/state"
+printf '[timeouts]\nreplacement = %s\n' "$REPLACEMENT" >"$VM_TMP/lunlink.toml"
+start_daemon() {
+    lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
+        >>"$VM_TMP/lunlinkd.log" 2>&1 &
+    LUNLINKD=$!
+}
+start_daemon
+at_exit 'kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null'
+at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
+wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
+lunlinkctl discover "$PORTAL" >/dev/null || die "lunlinkctl discover $PORTAL failed"
+lunlinkctl login "$IQN" || die "lunlinkctl login $IQN failed"
+dev=$(dev_of 1)
+[ -n "$dev" ] || { lunlinkctl --json luns; die "login gave LUN 1 no block device"; }
+pass "login to $IQN gives $dev"
+dd if=/dev/urandom of="$VM_TMP/before" bs=1M count=1 2>/dev/null
+dd if="$VM_TMP/before" of="$dev" bs=1M count=1 oflag=direct 2>/dev/null || die "writing to $dev failed"
+
+kill -s KILL "$LUNLINKD"
+wait "$LUNLINKD" 2>/dev/null
+kill -s KILL "$TGTD"
+wait "$TGTD" 2>/dev/null
+check "$dev stays after lunlinkd was killed" test -b "$dev"
+# Offset 4 MiB: nothing the page cache could answer.
+dd if="$dev" of=/dev/null bs=4k count=1 skip=1024 iflag=direct 2>"$VM_TMP/dd.err" &
+DD=$!
+at_exit "kill $DD 2>/dev/null"
+
+start_daemon
+restart_at=$(now_ms)
+wait_for 30 lunlinkctl status || die "the restarted lunlinkd did not answer on the bus within 30 s"
+wait_for $((REPLACEMENT + 30)) sh -c "! kill -0 $DD 2>/dev/null"
+if kill -0 "$DD" 2>/dev/null; then
+    fail "a read of $dev still hangs $((REPLACEMENT + 30)) s after the restart with the target gone"
+else
+    wait "$DD"
+    rc=$?
+    took=$(( $(now_ms) - restart_at ))
+    figure "ublk-restart-no-path eio_after_restart_ms=$took replacement_s=$REPLACEMENT"
+    check "the read fails (dd exit $rc) with the LU unreachable after the restart" test "$rc" -ne 0
+    check "it failed after the replacement timeout, not before (${took} ms)" test "$took" -ge $((REPLACEMENT * 1000 - 500))
+    check "it failed within the timeout plus 15 s (${took} ms)" test "$took" -le $((REPLACEMENT * 1000 + 15000))
+    check "the error is an I/O error" grep -qi "I/O error\|Input/output error" "$VM_TMP/dd.err"
+fi
+check "$dev is still there while its LU is unreachable" test -b "$dev"
+check "lunlinkd answers on the bus meanwhile" lunlinkctl status
+
+start_target
+wait_for 90 session_is logged-in || fail "no session logged in within 90 s of the target's return"
+got=""
+wait_for 30 sh -c "dd if=$dev of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null" &&
+    got=$(dd if="$dev" bs=1M count=1 iflag=direct 2>/dev/null | md5)
+check "$dev reads the data written before the crash once the target is back" test "$got" = "$(md5 <"$VM_TMP/before")"
+check "lunlinkctl luns shows LUN 1 as $dev again" test "$(dev_of 1)" = "$dev"
+dd if=/dev/urandom of="$VM_TMP/after" bs=1M count=1 2>/dev/null
+dd if="$VM_TMP/after" of="$dev" bs=1M count=1 seek=8 oflag=direct 2>/dev/null
+check "$dev takes writes again" test "$(dd if="$dev" bs=1M count=1 skip=8 iflag=direct 2>/dev/null | md5)" = "$(md5 <"$VM_TMP/after")"
+lunlinkctl logout "$IQN" || fail "logout from $IQN failed"
+wait_for 15 sh -c "! test -e /sys/block/${dev#/dev/}"
+check "logout removes $dev" sh -c "! test -e /sys/block/${dev#/dev/}"

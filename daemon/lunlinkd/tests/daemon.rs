@@ -1,90 +1,15 @@
 //! lunlinkd end to end: a private dbus-daemon, a real tgtd and the real lunlinkd and
 //! lunlinkctl binaries, driven the way an admin or a script would.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lunlink_tests::{wait_until, Bus, Tgtd};
 
+mod common;
+use common::{ctl, ctl_stdin, json, ok, Daemon, Dirs};
+
 const SECRET: &str = "s3cret-alice-12";
 const WRONG: &str = "wrong-secret-99";
-
-fn ctl_path() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_lunlinkd")).with_file_name("lunlinkctl");
-    assert!(p.exists(), "{} is missing: build the workspace first (scripts/test does)", p.display());
-    p
-}
-
-struct Daemon {
-    child: Child,
-}
-
-impl Daemon {
-    fn start(bus: &Bus, state: &Path, log: &Path) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_lunlinkd"))
-            .args(["--bus", bus.address(), "--state-dir"])
-            .arg(state)
-            .args(["--config", "/nonexistent/lunlink.toml"])
-            .env("RUST_LOG", "debug")
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
-            .spawn()
-            .expect("spawn lunlinkd");
-        let d = Daemon { child };
-        wait_until(Instant::now() + Duration::from_secs(20), "lunlinkd to own its bus name", || {
-            ctl(bus, &["status"]).status.success()
-        });
-        d
-    }
-    fn stop(mut self) {
-        // SIGTERM: a clean stop.
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if self.child.try_wait().unwrap().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("lunlinkd did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ctl(bus: &Bus, args: &[&str]) -> Output {
-    Command::new(ctl_path()).args(["--bus", bus.address()]).args(args).stdin(Stdio::null()).output().expect("run lunlinkctl")
-}
-
-fn ctl_stdin(bus: &Bus, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut c = Command::new(ctl_path())
-        .args(["--bus", bus.address()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run lunlinkctl");
-    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    c.wait_with_output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "lunlinkctl failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_str(&ok(o)).expect("lunlinkctl --json prints JSON")
-}
 
 #[test]
 fn discover_persist_restart_login_chap_logout() {
@@ -99,10 +24,9 @@ fn discover_persist_restart_login_chap_logout() {
     tgt.bind_account(2, "alice").unwrap();
 
     let bus = Bus::start();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let log = dir.path().join("lunlinkd.log");
-    let d = Daemon::start(&bus, &state, &log);
+    let dirs = Dirs::new();
+    let (state, log) = (dirs.state.clone(), dirs.log.clone());
+    let d = Daemon::start(&bus, &dirs);
 
     // Discovery creates node records on disk.
     let found = json(&ctl(&bus, &["--json", "discover", &tgt.portal()]));
@@ -113,7 +37,7 @@ fn discover_persist_restart_login_chap_logout() {
 
     // The nodes survive a restart of the daemon.
     d.stop();
-    let d = Daemon::start(&bus, &state, &log);
+    let d = Daemon::start(&bus, &dirs);
     let nodes = json(&ctl(&bus, &["--json", "nodes"])).to_string();
     assert!(nodes.contains("iqn.2024-01.test:plain") && nodes.contains("iqn.2024-01.test:chap"), "{nodes}");
 
@@ -164,15 +88,14 @@ fn corrupt_node_record_is_reported_and_skipped() {
     tgt.add_lun_file(1, 1, 1 << 20).unwrap();
     tgt.bind_all(1).unwrap();
     let bus = Bus::start();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let log = dir.path().join("lunlinkd.log");
-    let d = Daemon::start(&bus, &state, &log);
+    let dirs = Dirs::new();
+    let (state, log) = (dirs.state.clone(), dirs.log.clone());
+    let d = Daemon::start(&bus, &dirs);
     ok(&ctl(&bus, &["discover", &tgt.portal()]));
     d.stop();
     let bad = state.join("nodes").join("garbage.toml");
     std::fs::write(&bad, "this is = = not toml [").unwrap();
-    let d = Daemon::start(&bus, &state, &log);
+    let d = Daemon::start(&bus, &dirs);
     let nodes = json(&ctl(&bus, &["--json", "nodes"])).to_string();
     assert!(nodes.contains("iqn.2024-01.test:one"), "the good record still loads: {nodes}");
     d.stop();
@@ -183,17 +106,15 @@ fn corrupt_node_record_is_reported_and_skipped() {
 #[test]
 fn automatic_node_logs_in_once_its_target_appears() {
     let bus = Bus::start();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let log = dir.path().join("lunlinkd.log");
+    let dirs = Dirs::new();
     let mut tgt = Tgtd::start();
     let portal = tgt.portal();
-    let d = Daemon::start(&bus, &state, &log);
+    let d = Daemon::start(&bus, &dirs);
     // A static automatic node for a target that does not exist yet.
     ok(&ctl(&bus, &["node", "create", "iqn.2024-01.test:later", &portal, "--startup", "automatic"]));
     d.stop();
     tgt.kill();
-    let d = Daemon::start(&bus, &state, &log);
+    let d = Daemon::start(&bus, &dirs);
     // The daemon is ready although the target is down; now the target comes.
     tgt.restart();
     tgt.add_target(1, "iqn.2024-01.test:later").unwrap();

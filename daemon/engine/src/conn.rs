@@ -239,7 +239,8 @@ impl Default for Xfer {
 #[derive(Debug, Clone, Copy)]
 enum Escalation {
     Abort { idx: u16, task_itt: u32, lun: u64, tmf_itt: u32, deadline: Instant },
-    LuReset { idx: u16, task_itt: u32, lun: u64, tmf_itt: u32, deadline: Instant },
+    /// `cmd_sn`: the reset's CmdSN; commands from it on were sent after the reset.
+    LuReset { idx: u16, task_itt: u32, lun: u64, tmf_itt: u32, cmd_sn: u32, deadline: Instant },
 }
 
 /// Data-Out PDUs still to build: the rest of an unsolicited burst or an R2T's sequence.
@@ -1079,7 +1080,8 @@ impl Conn {
             exp_data_sn: 0,
         };
         encode_pdu(&mut self.send.buf, &hdr, &[], &[], self.digests);
-        self.st.escalation = Some(Escalation::LuReset { idx, task_itt, lun, tmf_itt, deadline: now + self.timeouts.tmf });
+        let cmd_sn = hdr.cmd_sn;
+        self.st.escalation = Some(Escalation::LuReset { idx, task_itt, lun, tmf_itt, cmd_sn, deadline: now + self.timeouts.tmf });
     }
 
     /// Acts on the answer to our ABORT TASK or LOGICAL UNIT RESET.
@@ -1097,15 +1099,21 @@ impl Conn {
                 }
                 Ok(())
             }
-            Some(Escalation::LuReset { idx, task_itt, lun, tmf_itt, .. }) if tmf_itt == h.itt => {
+            Some(Escalation::LuReset { idx, task_itt, lun, tmf_itt, cmd_sn, .. }) if tmf_itt == h.itt => {
                 self.st.escalation = None;
                 if h.response != 0 {
                     return Err(format!("LOGICAL UNIT RESET refused ({}): dropping the connection", h.describe()).into());
                 }
-                // The reset ended every task of the LU: the late one fails, the others go again.
+                // The reset ended every task of the LU it found: the late one fails, the others
+                // go again. Commands sent after the reset (from its CmdSN on: the stream keeps
+                // them behind it) are new tasks at the target and run as they are; sending
+                // them again would run them twice.
                 self.fail_task(idx, task_itt, CommandError::Timeout);
                 let victims: Vec<u16> = (0..self.st.xfer.len())
-                    .filter(|&i| self.st.xfer[i].itt != RESERVED_TAG && self.st.xfer[i].lun == lun)
+                    .filter(|&i| {
+                        let x = &self.st.xfer[i];
+                        x.itt != RESERVED_TAG && x.lun == lun && serial::lt(x.cmd_sn, cmd_sn)
+                    })
                     .filter_map(|i| u16::try_from(i).ok())
                     .collect();
                 for idx in victims.into_iter().rev() {

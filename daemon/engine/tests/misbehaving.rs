@@ -100,19 +100,7 @@ const OPERATIONAL: &[(&str, &str)] = &[
 /// the first command of the connection only when `every_connection`, else the first command
 /// of the first connection only; all others are answered well.
 async fn serve(mut s: TcpStream, how: Misbehave, armed: Arc<AtomicBool>) {
-    let mut dec = Decoder::new(FrameConfig::default());
-    let mut stat_sn = 1u32;
-    loop {
-        let Some(p) = recv(&mut s, &mut dec).await else { return };
-        let Header::LoginRequest(req) = &p.header else { return };
-        let (csg, nsg) = (req.csg, req.nsg);
-        let keys: &[(&str, &str)] = if csg == Stage::Security { &[("AuthMethod", "None")] } else { OPERATIONAL };
-        send(&mut s, login_rsp(req, csg, nsg, stat_sn, keys)).await;
-        if nsg == Stage::FullFeature {
-            break;
-        }
-    }
-    dec.set_config(FrameConfig { digests: Digests::default(), max_recv_data_segment: 1 << 20 });
+    let Some((mut dec, mut stat_sn)) = accept_login(&mut s).await else { return };
     let mut first = true;
     loop {
         let Some(p) = recv(&mut s, &mut dec).await else { return };
@@ -200,6 +188,25 @@ async fn serve(mut s: TcpStream, how: Misbehave, armed: Arc<AtomicBool>) {
             _ => {}
         }
     }
+}
+
+/// The fake target's side of a no-auth login. Returns the decoder for full feature phase and
+/// the StatSN used.
+async fn accept_login(s: &mut TcpStream) -> Option<(Decoder, u32)> {
+    let mut dec = Decoder::new(FrameConfig::default());
+    let stat_sn = 1u32;
+    loop {
+        let p = recv(s, &mut dec).await?;
+        let Header::LoginRequest(req) = &p.header else { return None };
+        let (csg, nsg) = (req.csg, req.nsg);
+        let keys: &[(&str, &str)] = if csg == Stage::Security { &[("AuthMethod", "None")] } else { OPERATIONAL };
+        send(s, login_rsp(req, csg, nsg, stat_sn, keys)).await;
+        if nsg == Stage::FullFeature {
+            break;
+        }
+    }
+    dec.set_config(FrameConfig { digests: Digests::default(), max_recv_data_segment: 1 << 20 });
+    Some((dec, stat_sn))
 }
 
 async fn fake_target_with(how: Misbehave, every_connection: bool) -> String {
@@ -382,3 +389,115 @@ async fn dropping_connection_honours_the_targets_time2wait() {
     assert!(read_once(&s).await.unwrap().is_good());
     s.logout().await.unwrap();
 }
+
+/// A LOGICAL UNIT RESET ends the tasks the target had when it came; commands sent after it
+/// are new tasks. The fake target never answers command A (LBA 1) and holds B (LBA 2),
+/// refuses ABORT TASK, so that the engine resets the LU, and holds the reset's answer until
+/// command C (LBA 3), sent by the test after the reset, has arrived behind it. Then A must fail
+/// with a timeout, B must be sent again (and is answered then), and C must not be sent again:
+/// it was no victim of the reset, and a second copy would run it twice (for a write, after
+/// later writes to the same blocks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lu_reset_resends_only_commands_sent_before_it() {
+    use lunlink_proto::pdu::{TaskMgmtFunction, TaskMgmtResponse};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let portal = l.local_addr().unwrap().to_string();
+    // The LBA of every SCSI command the target saw, in order.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let (reset_tx, reset_rx) = tokio::sync::oneshot::channel::<()>();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let Some((mut dec, mut stat_sn)) = accept_login(&mut s).await else { return };
+        let mut reset_tx = Some(reset_tx);
+        let mut held_reset: Option<u32> = None;
+        let good = |itt: u32, cmd_sn: u32, stat_sn: u32, len: u32| {
+            let d = DataIn {
+                final_: true,
+                has_status: true,
+                itt,
+                ttt: RESERVED_TAG,
+                stat_sn,
+                exp_cmd_sn: cmd_sn.wrapping_add(1),
+                max_cmd_sn: cmd_sn.wrapping_add(32),
+                ..DataIn::default()
+            };
+            Pdu::new(d, vec![0xab; len as usize])
+        };
+        while let Some(p) = recv(&mut s, &mut dec).await {
+            match &p.header {
+                Header::ScsiCommand(c) => {
+                    let lba = c.cdb[5];
+                    seen2.lock().unwrap().push(lba);
+                    let reissue = seen2.lock().unwrap().iter().filter(|&&x| x == lba).count() > 1;
+                    match lba {
+                        1 | 2 if !reissue => {} // A never answered; B held until the reset
+                        3 if !reissue => {
+                            // C arrived behind the reset: answer the reset now, then C.
+                            if let Some(itt) = held_reset.take() {
+                                stat_sn = stat_sn.wrapping_add(1);
+                                let r = TaskMgmtResponse { response: 0, itt, stat_sn, exp_cmd_sn: c.cmd_sn, max_cmd_sn: c.cmd_sn.wrapping_add(32) };
+                                send(&mut s, Pdu::new(r, Vec::new())).await;
+                            }
+                            stat_sn = stat_sn.wrapping_add(1);
+                            send(&mut s, good(c.itt, c.cmd_sn, stat_sn, c.expected_data_len)).await;
+                        }
+                        _ => {
+                            stat_sn = stat_sn.wrapping_add(1);
+                            send(&mut s, good(c.itt, c.cmd_sn, stat_sn, c.expected_data_len)).await;
+                        }
+                    }
+                }
+                Header::TaskMgmtRequest(t) => {
+                    stat_sn = stat_sn.wrapping_add(1);
+                    match t.function {
+                        TaskMgmtFunction::AbortTask => {
+                            let r = TaskMgmtResponse { response: 5, itt: t.itt, stat_sn, exp_cmd_sn: t.cmd_sn, max_cmd_sn: t.cmd_sn.wrapping_add(32) };
+                            send(&mut s, Pdu::new(r, Vec::new())).await;
+                        }
+                        TaskMgmtFunction::LogicalUnitReset => {
+                            held_reset = Some(t.itt);
+                            if let Some(tx) = reset_tx.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Header::LogoutRequest(lr) => {
+                    let r = lunlink_proto::pdu::LogoutResponse { itt: lr.itt, stat_sn, exp_cmd_sn: lr.cmd_sn, max_cmd_sn: lr.cmd_sn.wrapping_add(32), ..Default::default() };
+                    send(&mut s, Pdu::new(r, Vec::new())).await;
+                    return;
+                }
+                _ => {}
+            }
+        }
+    });
+    let mut cfg = config(&portal);
+    cfg.timeouts.command = Some(Duration::from_secs(1));
+    cfg.timeouts.noop_interval = None;
+    let s = Session::login(cfg).await.unwrap();
+    let read = |lba: u8| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let cdb = [0x28, 0, 0, 0, 0, lba, 0, 0, 8, 0];
+            s.execute(lunlink_proto::lun::encode(1), &cdb, DataBuf::In(vec![0u8; 4096])).await.1
+        })
+    };
+    let a = read(1);
+    tokio::time::sleep(Duration::from_millis(200)).await; // A is the oldest: it is escalated
+    let b = read(2);
+    tokio::time::timeout(Duration::from_secs(30), reset_rx).await.expect("no LU RESET within 30 s").unwrap();
+    let c = read(3);
+    let within = |t| tokio::time::timeout(Duration::from_secs(30), t);
+    let ra = within(a).await.expect("A hung").unwrap();
+    assert!(matches!(ra, Err(lunlink_engine::CommandError::Timeout)), "A: {ra:?}");
+    assert!(within(b).await.expect("B hung").unwrap().unwrap().is_good(), "B is answered when sent again");
+    assert!(within(c).await.expect("C hung").unwrap().unwrap().is_good());
+    s.logout().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|&&x| x == 2).count(), 2, "B is sent again after the reset: {seen:?}");
+    assert_eq!(seen.iter().filter(|&&x| x == 3).count(), 1, "C, sent after the reset, is not sent again: {seen:?}");
+    assert_eq!(seen.iter().filter(|&&x| x == 1).count(), 1, "A failed, not resent: {seen:?}");
+}
+

@@ -947,6 +947,14 @@ impl Conn {
         if want == self.lowat {
             return;
         }
+        // A dip below COALESCE_MIN_ACTIVE between handling a batch and its callers sending
+        // the next keeps the mark while what is owed still covers it: lowering it only to
+        // raise it again a moment later cost two system calls per batch.
+        let st = &self.st;
+        let owed = usize::try_from(st.rx_owed).unwrap_or(usize::MAX);
+        if want < self.lowat && !self.coalesce_off && st.awaiting_r2t == 0 && !st.logging_out && self.lowat <= owed {
+            return;
+        }
         if self.lowat == 1 {
             self.coalesce_check = Instant::now();
         }

@@ -424,7 +424,7 @@ impl Conn {
             // meanwhile. Callers on other threads (ublk queues) then cost no wakeup either.
             // lunlink-bench on two runtime threads, 4K QD32: 11.3 -> 6.7 us of CPU per IO and
             // 64k -> 75k IOPS; QD128: 9.0 -> 3.3 us; one thread: unchanged.
-            let defer_submissions = self.lowat > 1 && self.st.owing >= COALESCE_MIN_ACTIVE;
+            let defer_submissions = self.lowat > 1 && self.st.owing >= COALESCE_MIN_ACTIVE && !self.issuable();
             // Only ever move the timer earlier: the NOP deadline follows every read, and a
             // timer that fires early costs one look at the clock in on_timer.
             let deadline = self.next_deadline().unwrap_or_else(far);
@@ -507,7 +507,7 @@ impl Conn {
     /// Whether `issue` could build something now.
     fn issuable(&self) -> bool {
         let st = &self.st;
-        !st.logging_out && (!st.data_out.is_empty() || (!st.pending.is_empty() && st.window.is_open()))
+        !st.logging_out && (!st.data_out.is_empty() || (!st.pending.is_empty() && st.may_issue_new()))
     }
 
     fn take_submissions(&mut self) {
@@ -533,7 +533,7 @@ impl Conn {
                 self.st.data_out.push_front(w);
             }
         }
-        while self.send_room() && self.st.window.is_open() {
+        while self.send_room() && self.st.may_issue_new() {
             let Some(idx) = self.st.pending.pop_front() else { break };
             self.issue_command(idx);
         }
@@ -1113,17 +1113,22 @@ impl Conn {
                     return Err(format!("LOGICAL UNIT RESET refused ({}): dropping the connection", h.describe()).into());
                 }
                 // The reset ended every task of the LU it found: the late one fails, the others
-                // go again. Commands sent after the reset (from its CmdSN on: the stream keeps
-                // them behind it) are new tasks at the target and run as they are; sending
-                // them again would run them twice.
+                // go again. New commands waited for this answer (`may_issue_new`); should one
+                // have gone out behind the reset (its CmdSN from the reset's on), it is a new
+                // task at the target and runs as it is: sending it again would run it twice.
                 self.fail_task(idx, task_itt, CommandError::Timeout);
-                let victims: Vec<u16> = (0..self.st.xfer.len())
+                let mut victims: Vec<u16> = (0..self.st.xfer.len())
                     .filter(|&i| {
                         let x = &self.st.xfer[i];
                         x.itt != RESERVED_TAG && x.lun == lun && serial::lt(x.cmd_sn, cmd_sn)
                     })
                     .filter_map(|i| u16::try_from(i).ok())
                     .collect();
+                // Sent again in their original order.
+                victims.sort_by(|&a, &b| {
+                    let (a, b) = (self.st.xfer[usize::from(a)].cmd_sn, self.st.xfer[usize::from(b)].cmd_sn);
+                    if serial::lt(a, b) { std::cmp::Ordering::Less } else if a == b { std::cmp::Ordering::Equal } else { std::cmp::Ordering::Greater }
+                });
                 for idx in victims.into_iter().rev() {
                     self.requeue(idx);
                 }
@@ -1159,8 +1164,8 @@ impl Conn {
         self.st.data_out.retain(|w| w.idx != idx);
         {
             let mut s = self.shared.slots.lock(idx);
-            // The target may still run the old task (a command sent after the reset): what
-            // of its data is queued goes out as it is.
+            // What of its data is still queued goes out as it is: the target drops data for
+            // a task the reset ended, but the stream must stay whole and its digests right.
             self.send.detach(idx, &s);
             s.state = State::Queued;
             // A new tag, so that a late PDU of the reset task never matches the reissue.
@@ -1192,6 +1197,13 @@ impl Conn {
 
 
 impl ConnState {
+    /// New commands may go out: the CmdSN window is open and no LOGICAL UNIT RESET is under
+    /// way. Commands wait for the reset's answer (as open-iscsi's do), so that none is sent
+    /// behind it: a target may end those too, and they would then go unanswered.
+    fn may_issue_new(&self) -> bool {
+        self.window.is_open() && !matches!(self.escalation, Some(Escalation::LuReset { .. }))
+    }
+
     /// Ends the connection's bookkeeping of a command that completed, failed or goes back to
     /// the queue.
     fn retire(&mut self, idx: u16) {

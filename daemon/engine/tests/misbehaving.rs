@@ -390,19 +390,19 @@ async fn dropping_connection_honours_the_targets_time2wait() {
     s.logout().await.unwrap();
 }
 
-/// A LOGICAL UNIT RESET ends the tasks the target had when it came; commands sent after it
-/// are new tasks. The fake target never answers command A (LBA 1) and holds B (LBA 2),
-/// refuses ABORT TASK, so that the engine resets the LU, and holds the reset's answer until
-/// command C (LBA 3), sent by the test after the reset, has arrived behind it. Then A must fail
-/// with a timeout, B must be sent again (and is answered then), and C must not be sent again:
-/// it was no victim of the reset, and a second copy would run it twice (for a write, after
-/// later writes to the same blocks).
+/// A LOGICAL UNIT RESET ends the tasks the target had. The fake target never answers
+/// command A (LBA 1), holds B (LBA 2) and refuses ABORT TASK, so that the engine resets the
+/// LU; it answers the reset only 500 ms after it came, and the test submits command C (LBA 3)
+/// as soon as the reset has arrived. C must wait for the reset's answer (a target may end a
+/// command that comes behind a reset too) and go out once; A must fail with a timeout; B must
+/// be sent again after the reset and then be answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lu_reset_resends_only_commands_sent_before_it() {
+async fn lu_reset_holds_new_commands_and_resends_the_earlier_ones() {
     use lunlink_proto::pdu::{TaskMgmtFunction, TaskMgmtResponse};
+    const RESET_ANSWERED: u8 = 0xff;
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let portal = l.local_addr().unwrap().to_string();
-    // The LBA of every SCSI command the target saw, in order.
+    // The LBA of every SCSI command the target saw, and RESET_ANSWERED, in order.
     let seen = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let (reset_tx, reset_rx) = tokio::sync::oneshot::channel::<()>();
     let seen2 = seen.clone();
@@ -410,7 +410,7 @@ async fn lu_reset_resends_only_commands_sent_before_it() {
         let (mut s, _) = l.accept().await.unwrap();
         let Some((mut dec, mut stat_sn)) = accept_login(&mut s).await else { return };
         let mut reset_tx = Some(reset_tx);
-        let mut held_reset: Option<u32> = None;
+        let mut held_reset: Option<(u32, tokio::time::Instant)> = None;
         let good = |itt: u32, cmd_sn: u32, stat_sn: u32, len: u32| {
             let d = DataIn {
                 final_: true,
@@ -424,46 +424,53 @@ async fn lu_reset_resends_only_commands_sent_before_it() {
             };
             Pdu::new(d, vec![0xab; len as usize])
         };
-        while let Some(p) = recv(&mut s, &mut dec).await {
+        loop {
+            let p = match held_reset {
+                Some((itt, at)) => match tokio::time::timeout_at(at, recv(&mut s, &mut dec)).await {
+                    Ok(Some(p)) => p,
+                    Ok(None) => return,
+                    Err(_) => {
+                        held_reset = None;
+                        stat_sn = stat_sn.wrapping_add(1);
+                        let r = TaskMgmtResponse { response: 0, itt, stat_sn, exp_cmd_sn: 0, max_cmd_sn: 64 };
+                        send(&mut s, Pdu::new(r, Vec::new())).await;
+                        seen2.lock().unwrap().push(RESET_ANSWERED);
+                        continue;
+                    }
+                },
+                None => match recv(&mut s, &mut dec).await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
             match &p.header {
                 Header::ScsiCommand(c) => {
                     let lba = c.cdb[5];
-                    seen2.lock().unwrap().push(lba);
-                    let reissue = seen2.lock().unwrap().iter().filter(|&&x| x == lba).count() > 1;
-                    match lba {
-                        1 | 2 if !reissue => {} // A never answered; B held until the reset
-                        3 if !reissue => {
-                            // C arrived behind the reset: answer the reset now, then C.
-                            if let Some(itt) = held_reset.take() {
-                                stat_sn = stat_sn.wrapping_add(1);
-                                let r = TaskMgmtResponse { response: 0, itt, stat_sn, exp_cmd_sn: c.cmd_sn, max_cmd_sn: c.cmd_sn.wrapping_add(32) };
-                                send(&mut s, Pdu::new(r, Vec::new())).await;
-                            }
-                            stat_sn = stat_sn.wrapping_add(1);
-                            send(&mut s, good(c.itt, c.cmd_sn, stat_sn, c.expected_data_len)).await;
-                        }
-                        _ => {
-                            stat_sn = stat_sn.wrapping_add(1);
-                            send(&mut s, good(c.itt, c.cmd_sn, stat_sn, c.expected_data_len)).await;
-                        }
+                    let first = {
+                        let mut seen = seen2.lock().unwrap();
+                        seen.push(lba);
+                        seen.iter().filter(|&&x| x == lba).count() == 1
+                    };
+                    if !(first && (lba == 1 || lba == 2)) {
+                        // A and B are left unanswered the first time; everything else is good.
+                        stat_sn = stat_sn.wrapping_add(1);
+                        send(&mut s, good(c.itt, c.cmd_sn, stat_sn, c.expected_data_len)).await;
                     }
                 }
-                Header::TaskMgmtRequest(t) => {
-                    stat_sn = stat_sn.wrapping_add(1);
-                    match t.function {
-                        TaskMgmtFunction::AbortTask => {
-                            let r = TaskMgmtResponse { response: 5, itt: t.itt, stat_sn, exp_cmd_sn: t.cmd_sn, max_cmd_sn: t.cmd_sn.wrapping_add(32) };
-                            send(&mut s, Pdu::new(r, Vec::new())).await;
-                        }
-                        TaskMgmtFunction::LogicalUnitReset => {
-                            held_reset = Some(t.itt);
-                            if let Some(tx) = reset_tx.take() {
-                                let _ = tx.send(());
-                            }
-                        }
-                        _ => {}
+                Header::TaskMgmtRequest(t) => match t.function {
+                    TaskMgmtFunction::AbortTask => {
+                        stat_sn = stat_sn.wrapping_add(1);
+                        let r = TaskMgmtResponse { response: 5, itt: t.itt, stat_sn, exp_cmd_sn: t.cmd_sn, max_cmd_sn: t.cmd_sn.wrapping_add(32) };
+                        send(&mut s, Pdu::new(r, Vec::new())).await;
                     }
-                }
+                    TaskMgmtFunction::LogicalUnitReset => {
+                        held_reset = Some((t.itt, tokio::time::Instant::now() + Duration::from_millis(500)));
+                        if let Some(tx) = reset_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    _ => {}
+                },
                 Header::LogoutRequest(lr) => {
                     let r = lunlink_proto::pdu::LogoutResponse { itt: lr.itt, stat_sn, exp_cmd_sn: lr.cmd_sn, max_cmd_sn: lr.cmd_sn.wrapping_add(32), ..Default::default() };
                     send(&mut s, Pdu::new(r, Vec::new())).await;
@@ -485,8 +492,13 @@ async fn lu_reset_resends_only_commands_sent_before_it() {
         })
     };
     let a = read(1);
-    tokio::time::sleep(Duration::from_millis(200)).await; // A is the oldest: it is escalated
-    let b = read(2);
+    let sent = |lba: u8| seen.lock().unwrap().contains(&lba);
+    let start = std::time::Instant::now();
+    while !sent(1) {
+        assert!(start.elapsed() < Duration::from_secs(10), "A never reached the target");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let b = read(2); // A is the older: it is the one escalated
     tokio::time::timeout(Duration::from_secs(30), reset_rx).await.expect("no LU RESET within 30 s").unwrap();
     let c = read(3);
     let within = |t| tokio::time::timeout(Duration::from_secs(30), t);
@@ -496,8 +508,11 @@ async fn lu_reset_resends_only_commands_sent_before_it() {
     assert!(within(c).await.expect("C hung").unwrap().unwrap().is_good());
     s.logout().await.unwrap();
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.iter().filter(|&&x| x == 2).count(), 2, "B is sent again after the reset: {seen:?}");
-    assert_eq!(seen.iter().filter(|&&x| x == 3).count(), 1, "C, sent after the reset, is not sent again: {seen:?}");
-    assert_eq!(seen.iter().filter(|&&x| x == 1).count(), 1, "A failed, not resent: {seen:?}");
+    let pos = |lba: u8| seen.iter().enumerate().filter(|(_, &x)| x == lba).map(|(i, _)| i).collect::<Vec<_>>();
+    let reset = pos(RESET_ANSWERED)[0];
+    assert_eq!(pos(1).len(), 1, "A failed, not resent: {seen:?}");
+    let b_at = pos(2);
+    assert!(b_at.len() == 2 && b_at[1] > reset, "B is sent again after the reset: {seen:?}");
+    let c_at = pos(3);
+    assert!(c_at.len() == 1 && c_at[0] > reset, "C waits for the reset's answer and goes once: {seen:?}");
 }
-

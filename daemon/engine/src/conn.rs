@@ -285,8 +285,11 @@ pub(crate) struct Conn {
     /// When the low-water mark last went above 1, or the fallback timer last fired: the
     /// fallback fires `COALESCE_WAIT` after this or after the last read, whichever is later.
     coalesce_check: Instant,
-    /// The fallback fired: the mark stays at 1 until a read brings data again.
+    /// The fallback fired: the mark stays at 1 until a read after `coalesce_resume`.
     coalesce_off: bool,
+    coalesce_resume: Instant,
+    /// Fallbacks since a raised mark last woke the task.
+    fallback_streak: u32,
 }
 
 struct ConnState {
@@ -390,6 +393,8 @@ impl Conn {
             lowat: 1,
             coalesce_check: Instant::now(),
             coalesce_off: false,
+            coalesce_resume: Instant::now(),
+            fallback_streak: 0,
         }
     }
 
@@ -444,7 +449,12 @@ impl Conn {
             };
             match wake {
                 Wake::Writable => self.send.writable(),
-                Wake::Readable | Wake::Submitted => {}
+                Wake::Readable => {
+                    if self.lowat > 1 {
+                        self.fallback_streak = 0; // the raised mark did its job
+                    }
+                }
+                Wake::Submitted => {}
                 Wake::Control(None) => {
                     // Every handle of the session is gone: log out.
                     control_open = false;
@@ -929,10 +939,11 @@ impl Conn {
     /// any mark above 1 is backed by a timer. `COALESCE_WAIT` (1-2 ms: tokio's timer tick)
     /// without a read and the mark drops to 1, which wakes the task if anything is there
     /// (the kernel signals readiness when the mark is lowered), and stays at 1 until a read
-    /// brings data again. A mark never hides data from a read, only delays the wakeup, and
+    /// after it (`COALESCE_PAUSE` later after a streak of them, so that a slow target is served
+    /// as if coalescing were off). A mark never hides data from a read, only delays the wakeup, and
     /// end of file or an error wakes the task regardless.
     fn update_lowat(&mut self) {
-        if self.coalesce_off && self.st.last_rx > self.coalesce_check {
+        if self.coalesce_off && self.st.last_rx > self.coalesce_resume {
             self.coalesce_off = false;
         }
         let st = &self.st;
@@ -982,6 +993,8 @@ impl Conn {
             // Nothing read for a while with a raised mark: drop it (see `update_lowat`).
             self.coalesce_check = now;
             self.coalesce_off = true;
+            self.fallback_streak += 1;
+            self.coalesce_resume = if self.fallback_streak >= COALESCE_STREAK { now + COALESCE_PAUSE } else { now };
             self.shared.stats.coalesce_fallbacks.fetch_add(1, Ordering::Relaxed);
         }
         match self.st.ping {
@@ -1612,6 +1625,13 @@ const COALESCE_MIN_ACTIVE: usize = 16;
 /// IO (4 PDUs of 256 KiB from tgtd): 0.18-0.19 ms of CPU per MiB against 0.22-0.24 with a
 /// 256 KiB cap.
 const RX_LOWAT_MAX: usize = 1024 * 1024;
+/// After `COALESCE_STREAK` fallbacks in a row (no wakeup by a raised mark in between),
+/// coalescing stays off until a read this much later: a target slower than `COALESCE_WAIT`
+/// per batch would otherwise meet a fallback, and new commands a delay of up to 2 ms, on
+/// every batch. Single fallbacks are normal with deep queues (tgtd at QD 128 sometimes takes
+/// over 1 ms for half of them) and cost nothing more.
+const COALESCE_PAUSE: Duration = Duration::from_millis(50);
+const COALESCE_STREAK: u32 = 3;
 /// How long a raised low-water mark may keep the task from looking at the socket.
 const COALESCE_WAIT: Duration = Duration::from_millis(1);
 

@@ -288,8 +288,10 @@ pub(crate) struct Conn {
     /// The fallback fired: the mark stays at 1 until a read after `coalesce_resume`.
     coalesce_off: bool,
     coalesce_resume: Instant,
-    /// Fallbacks since a raised mark last woke the task.
+    /// Fallbacks since a raised mark was last met.
     fallback_streak: u32,
+    /// Bytes read from the socket on this connection.
+    rx_total: u64,
 }
 
 struct ConnState {
@@ -395,6 +397,7 @@ impl Conn {
             coalesce_off: false,
             coalesce_resume: Instant::now(),
             fallback_streak: 0,
+            rx_total: 0,
         }
     }
 
@@ -414,15 +417,21 @@ impl Conn {
         let mut armed = self.next_deadline().unwrap_or_else(far);
         let sleep = tokio::time::sleep_until(armed);
         tokio::pin!(sleep);
+        // The mark the last wait stood on, and the bytes read before it.
+        let mut waited = (1usize, 0u64);
         loop {
             if let Err(e) = self.turn() {
                 return self.exit_after(e);
+            }
+            if waited.0 > 1 && self.rx_total - waited.1 >= waited.0 as u64 {
+                self.fallback_streak = 0; // the raised mark was met
             }
             if let Some(exit) = self.st.logout_reason.take() {
                 return exit;
             }
             let want_write = !self.send.is_empty();
             self.update_lowat();
+            waited = (self.lowat, self.rx_total);
             // While a raised receive mark stands over 16 or more commands the target works on,
             // new commands wait for the wakeup it brings (or its fallback timer) and go out
             // together, instead of waking the task one by one: the target has plenty queued
@@ -449,12 +458,7 @@ impl Conn {
             };
             match wake {
                 Wake::Writable => self.send.writable(),
-                Wake::Readable => {
-                    if self.lowat > 1 {
-                        self.fallback_streak = 0; // the raised mark did its job
-                    }
-                }
-                Wake::Submitted => {}
+                Wake::Readable | Wake::Submitted => {}
                 Wake::Control(None) => {
                     // Every handle of the session is gone: log out.
                     control_open = false;
@@ -704,6 +708,7 @@ impl Conn {
             match read_some(&self.stream, &mut self.recv[self.rend..end]) {
                 Ok(Read::Eof) => return Err("connection closed by the target".into()),
                 Ok(Read::Got(n, drained)) => {
+                    self.rx_total += n as u64;
                     self.rend += n;
                     got = true;
                     self.st.last_rx = Instant::now();
@@ -853,6 +858,7 @@ impl Conn {
                     Ok(Read::Eof) => Err("connection closed by the target".into()),
                     Ok(Read::Empty) => Ok(Pump::Idle),
                     Ok(Read::Got(n, drained)) => {
+                        self.rx_total += n as u64;
                         d.placed += u32::try_from(n).unwrap_or(0);
                         self.st.last_rx = Instant::now();
                         Ok(Pump::Payload(drained))
@@ -871,6 +877,7 @@ impl Conn {
                 Ok(Read::Eof) => Err("connection closed by the target".into()),
                 Ok(Read::Empty) => Ok(Pump::Idle),
                 Ok(Read::Got(n, drained)) => {
+                    self.rx_total += n as u64;
                     d.placed += u32::try_from(n).unwrap_or(0);
                     self.st.last_rx = Instant::now();
                     self.shared.stats.bytes_read_direct.fetch_add(n as u64, Ordering::Relaxed);
@@ -958,14 +965,6 @@ impl Conn {
         if want == self.lowat {
             return;
         }
-        // A dip below COALESCE_MIN_ACTIVE between handling a batch and its callers sending
-        // the next keeps the mark while what is owed still covers it: lowering it only to
-        // raise it again a moment later cost two system calls per batch.
-        let st = &self.st;
-        let owed = usize::try_from(st.rx_owed).unwrap_or(usize::MAX);
-        if want < self.lowat && !self.coalesce_off && st.awaiting_r2t == 0 && !st.logging_out && self.lowat <= owed {
-            return;
-        }
         if self.lowat == 1 {
             self.coalesce_check = Instant::now();
         }
@@ -993,7 +992,7 @@ impl Conn {
             // Nothing read for a while with a raised mark: drop it (see `update_lowat`).
             self.coalesce_check = now;
             self.coalesce_off = true;
-            self.fallback_streak += 1;
+            self.fallback_streak = self.fallback_streak.saturating_add(1);
             self.coalesce_resume = if self.fallback_streak >= COALESCE_STREAK { now + COALESCE_PAUSE } else { now };
             self.shared.stats.coalesce_fallbacks.fetch_add(1, Ordering::Relaxed);
         }

@@ -554,7 +554,9 @@ async fn a_slow_target_turns_receive_coalescing_off() {
     let fallbacks = s.stats().coalesce_fallbacks.load(Ordering::Relaxed);
     eprintln!("{ios} IOs, {fallbacks} coalescing fallbacks");
     assert!(ios > 32, "the slow target answered only {ios} IOs");
-    assert!(u64::from(ios) > 8 * fallbacks, "{fallbacks} coalescing fallbacks for {ios} IOs: coalescing stayed on for a slow target");
+    // With the pause fallbacks are bounded by time (at most 3 per 50 ms), not by how fast the
+    // target answers, so a loaded machine does not change the bound.
+    assert!(fallbacks <= 40, "{fallbacks} coalescing fallbacks for {ios} IOs in 1 s: coalescing stayed on for a slow target");
     s.logout().await.unwrap();
 }
 

@@ -137,3 +137,40 @@ CONF
     export DBUS_SYSTEM_BUS_ADDRESS
     at_exit "kill $(echo "$_out" | sed -n 2p) 2>/dev/null"
 }
+
+# --- lunlink and block devices --------------------------------------------------------------
+
+# dev_of LUN: the /dev/ublkbN lunlinkctl shows for LUN (one line per path), or nothing.
+dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
+# session_is STATE: some session is in STATE (logged-in, reconnecting, failed, ...).
+session_is() { lunlinkctl --no-legend sessions 2>/dev/null | grep -q "$1"; }
+# md5: the MD5 of standard input, hex only.
+md5() { md5sum | cut -d' ' -f1; }
+# now_ms: milliseconds since boot.
+now_ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
+# alive PID: the process still runs.
+alive() { kill -0 "$1" 2>/dev/null; }
+# writes DEV: write requests DEV has completed so far (field 5 of /sys/block/N/stat).
+writes() { awk '{print $5}' "/sys/block/${1#/dev/}/stat"; }
+# progressed DEV N: DEV has completed at least N writes.
+progressed() { [ "$(writes "$1")" -ge "$2" ]; }
+
+# tgt_one PORTAL IQN FILE: tgtd with control port 1 on PORTAL serving FILE as LUN 1 of IQN; sets
+# TGTD. Call it again after killing TGTD: tgtd keeps its configuration in memory only.
+tgt_one() {
+    tgtd -f -C 1 --iscsi portal="$1" >>"$VM_TMP/tgtd.log" 2>&1 &
+    TGTD=$!
+    wait_for 30 tgtadm -C 1 --lld iscsi --op show --mode sys ||
+        die "tgtd did not answer on its control socket within 30 s"
+    tgt_target 1 1 "$2" || die "tgtadm could not create target $2"
+    tgt_lun 1 1 1 "$3" || die "tgtadm could not add LUN 1"
+}
+
+# lunlinkd_start: lunlinkd on the system bus with $VM_TMP/state and $VM_TMP/lunlink.toml, its
+# log appended to $VM_TMP/lunlinkd.log; sets LUNLINKD. Does not wait for it.
+lunlinkd_start() {
+    lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
+        >>"$VM_TMP/lunlinkd.log" 2>&1 &
+    LUNLINKD=$!
+}
+

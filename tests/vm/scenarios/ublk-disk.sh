@@ -20,9 +20,7 @@ MIB1=96 # LUN 1: 512-byte blocks, fully provisioned
 MIB2=32 # LUN 2: 4096-byte blocks, thin provisioned (UNMAP, WRITE SAME)
 MNT=/mnt/ublk
 
-md5() { md5sum | cut -d' ' -f1; }
 # dev_of LUN: the block device lunlinkctl shows for LUN, or nothing.
-dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
 contains() { case "$1" in *"$2"*) return 0 ;; esac; return 1; }
 gone() { ! test -e "/sys/block/${1#/dev/}" && ! test -e "$1"; }
 
@@ -51,9 +49,7 @@ wait_for 30 udevadm control --ping || die "systemd-udevd did not answer within 3
 
 mkdir -p "$VM_TMP/state"
 printf '[devices]\nnr_queues = 2\nqueue_depth = 64\n' >"$VM_TMP/lunlink.toml"
-lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
-    >"$VM_TMP/lunlinkd.log" 2>&1 &
-LUNLINKD=$!
+lunlinkd_start
 at_exit "kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null"
 at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
 wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"

@@ -14,7 +14,6 @@ PORTAL=127.0.0.1:3260
 MIB=256
 SECONDS_EACH=6
 
-dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
 # randread DEV LABEL: fio 4K random read QD32 for SECONDS_EACH seconds; prints read IOPS.
 randread() {
     fio --name=randread --filename="$1" --rw=randread --bs=4k --iodepth=32 --ioengine=libaio \
@@ -32,9 +31,7 @@ tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
 
 dbus_start
 mkdir -p "$VM_TMP/state"
-lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
-    >"$VM_TMP/lunlinkd.log" 2>&1 &
-LUNLINKD=$!
+lunlinkd_start
 at_exit "kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null"
 at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
 wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"

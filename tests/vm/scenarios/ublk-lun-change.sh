@@ -11,7 +11,6 @@ require lunlinkd lunlinkctl
 IQN=iqn.2024-01.org.lunlink.vm:lunchange
 PORTAL=127.0.0.1:3260
 
-dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
 has_dev() { [ -n "$(dev_of "$1")" ]; }
 offline() { lunlinkctl --json luns 2>/dev/null | tr -d ' \n' | grep -q '"lun":'"$1"',[^}]*"offline":true'; }
 poke() { dd if="$1" of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; }
@@ -24,9 +23,7 @@ tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
 
 dbus_start
 mkdir -p "$VM_TMP/state"
-lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
-    >"$VM_TMP/lunlinkd.log" 2>&1 &
-LUNLINKD=$!
+lunlinkd_start
 at_exit "kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null"
 at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
 at_exit "umount $VM_TMP/mnt 2>/dev/null"

@@ -13,8 +13,6 @@ P1=127.0.0.1:3260
 P2=127.0.0.2:3260
 MIB=64
 
-md5() { md5sum | cut -d' ' -f1; }
-devices_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
 inflight() { test "$(awk '{print $1 + $2}' "/sys/block/$1/inflight")" -gt 0; }
 
 tgtd_start 1 "$P1"
@@ -25,9 +23,7 @@ tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
 
 dbus_start
 mkdir -p "$VM_TMP/state"
-lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
-    >"$VM_TMP/lunlinkd.log" 2>&1 &
-LUNLINKD=$!
+lunlinkd_start
 at_exit "kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null"
 at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
 wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
@@ -38,8 +34,8 @@ lunlinkctl login --portal "$P1" "$IQN" || die "login to $IQN on $P1 failed"
 lunlinkctl login --portal "$P2" "$IQN" || die "login to $IQN on $P2 failed"
 lunlinkctl sessions
 lunlinkctl luns
-rows=$(devices_of 1 | wc -l)
-devs=$(devices_of 1 | sort -u)
+rows=$(dev_of 1 | wc -l)
+devs=$(dev_of 1 | sort -u)
 check "two sessions give two LUN objects for LUN 1 (got $rows)" test "$rows" -eq 2
 check "both LUN objects name the same device ($(echo $devs))" test "$(echo "$devs" | wc -l)" -eq 1
 dev=$devs
@@ -63,7 +59,7 @@ check "reads in flight across the logout of their path all succeed (fio exit $rc
     sh -c "test $rc -eq 0 && grep -q 'err= 0' '$VM_TMP/fio.log'"
 got=$(dd if="$dev" bs=1048576 count=8 iflag=direct 2>/dev/null | md5)
 check "$dev reads the data back over the remaining path" test "$got" = "$(md5 <"$VM_TMP/pattern")"
-check "lunlinkctl luns still shows LUN 1 on $dev" test "$(devices_of 1)" = "$dev"
+check "lunlinkctl luns still shows LUN 1 on $dev" test "$(dev_of 1)" = "$dev"
 
 lunlinkctl logout "$IQN" || fail "logout of the last path failed"
 wait_for 15 sh -c "! test -e /sys/block/$n"

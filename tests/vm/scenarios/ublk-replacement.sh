@@ -13,21 +13,9 @@ IQN=iqn.2024-01.org.lunlink.vm:replacement
 PORTAL=127.0.0.1:3260
 REPLACEMENT=10
 
-dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
-now_ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
-md5() { md5sum | cut -d' ' -f1; }
-session_is() { lunlinkctl --no-legend sessions 2>/dev/null | grep -q "$1"; }
 
 make_file "$VM_TMP/lun1.img" 32
-start_target() {
-    tgtd -f -C 1 --iscsi portal="$PORTAL" >>"$VM_TMP/tgtd.log" 2>&1 &
-    TGTD=$!
-    wait_for 30 tgtadm -C 1 --lld iscsi --op show --mode sys ||
-        die "tgtd did not answer on its control socket within 30 s"
-    tgt_target 1 1 "$IQN" || die "tgtadm could not create target $IQN"
-    tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
-}
-start_target
+tgt_one "$PORTAL" "$IQN" "$VM_TMP/lun1.img"
 at_exit 'kill -s KILL $TGTD 2>/dev/null'
 
 if [ -w /proc/sys/kernel/hung_task_timeout_secs ]; then
@@ -43,9 +31,7 @@ fi
 dbus_start
 mkdir -p "$VM_TMP/state"
 printf '[timeouts]\nreplacement = %s\n' "$REPLACEMENT" >"$VM_TMP/lunlink.toml"
-lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
-    >"$VM_TMP/lunlinkd.log" 2>&1 &
-LUNLINKD=$!
+lunlinkd_start
 at_exit "kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null"
 at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
 wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
@@ -92,7 +78,7 @@ if [ "$HUNG" = yes ]; then
     fi
 fi
 
-start_target
+tgt_one "$PORTAL" "$IQN" "$VM_TMP/lun1.img"
 wait_for 90 session_is logged-in || fail "the session did not log in again within 90 s of the target's return"
 pass "the session logs in again when the target is back"
 got=$(dd if="$dev" bs=1M count=1 iflag=direct 2>/dev/null | md5)

@@ -14,32 +14,15 @@ IQN=iqn.2024-01.org.lunlink.vm:nopath
 PORTAL=127.0.0.1:3260
 REPLACEMENT=8
 
-dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
-now_ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
-md5() { md5sum | cut -d' ' -f1; }
-session_is() { lunlinkctl --no-legend sessions 2>/dev/null | grep -q "$1"; }
 
 make_file "$VM_TMP/lun1.img" 32
-start_target() {
-    tgtd -f -C 1 --iscsi portal="$PORTAL" >>"$VM_TMP/tgtd.log" 2>&1 &
-    TGTD=$!
-    wait_for 30 tgtadm -C 1 --lld iscsi --op show --mode sys ||
-        die "tgtd did not answer on its control socket within 30 s"
-    tgt_target 1 1 "$IQN" || die "tgtadm could not create target $IQN"
-    tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
-}
-start_target
+tgt_one "$PORTAL" "$IQN" "$VM_TMP/lun1.img"
 at_exit 'kill -s KILL $TGTD 2>/dev/null'
 
 dbus_start
 mkdir -p "$VM_TMP/state"
 printf '[timeouts]\nreplacement = %s\n' "$REPLACEMENT" >"$VM_TMP/lunlink.toml"
-start_daemon() {
-    lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
-        >>"$VM_TMP/lunlinkd.log" 2>&1 &
-    LUNLINKD=$!
-}
-start_daemon
+lunlinkd_start
 at_exit 'kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null'
 at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
 wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
@@ -61,7 +44,7 @@ dd if="$dev" of=/dev/null bs=4k count=1 skip=1024 iflag=direct 2>"$VM_TMP/dd.err
 DD=$!
 at_exit "kill $DD 2>/dev/null"
 
-start_daemon
+lunlinkd_start
 restart_at=$(now_ms)
 wait_for 30 lunlinkctl status || die "the restarted lunlinkd did not answer on the bus within 30 s"
 wait_for $((REPLACEMENT + 30)) sh -c "! kill -0 $DD 2>/dev/null"
@@ -80,7 +63,7 @@ fi
 check "$dev is still there while its LU is unreachable" test -b "$dev"
 check "lunlinkd answers on the bus meanwhile" lunlinkctl status
 
-start_target
+tgt_one "$PORTAL" "$IQN" "$VM_TMP/lun1.img"
 wait_for 90 session_is logged-in || fail "no session logged in within 90 s of the target's return"
 got=""
 wait_for 30 sh -c "dd if=$dev of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null" &&

@@ -13,12 +13,6 @@ IQN=iqn.2024-01.org.lunlink.vm:restart
 PORTAL=127.0.0.1:3260
 MNT=/mnt/restart
 
-dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
-# writes DEV: write requests completed by DEV so far (field 5 of /sys/block/N/stat).
-writes() { awk '{print $5}' "/sys/block/${1#/dev/}/stat"; }
-progressed() { [ "$(writes "$1")" -ge "$2" ]; }
-alive() { kill -0 "$1" 2>/dev/null; }
-now_ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
 
 tgtd_start 1 "$PORTAL"
 make_file "$VM_TMP/lun1.img" 192
@@ -28,12 +22,7 @@ tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
 dbus_start
 mkdir -p "$VM_TMP/state"
 : >"$VM_TMP/lunlink.toml"
-start_daemon() {
-    lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
-        >>"$VM_TMP/lunlinkd.log" 2>&1 &
-    LUNLINKD=$!
-}
-start_daemon
+lunlinkd_start
 at_exit 'kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null'
 at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
 wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
@@ -66,7 +55,7 @@ note "lunlinkd killed after $((at_killed - start)) writes of fio"
 check "$dev stays after lunlinkd was killed" test -b "$dev"
 check "fio waits (does not fail) while no daemon serves $dev" alive "$FIO"
 
-start_daemon
+lunlinkd_start
 wait_for 30 lunlinkctl status || die "the restarted lunlinkd did not answer on the bus within 30 s"
 wait_for 60 progressed "$dev" $((at_killed + 1)) || die "IO on $dev did not resume within 60 s of the restart"
 resumed_at=$(now_ms)

@@ -12,32 +12,15 @@ IQN=iqn.2024-01.org.lunlink.vm:tgtrestart
 PORTAL=127.0.0.1:3260
 CYCLES=5
 
-dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
-writes() { awk '{print $5}' "/sys/block/${1#/dev/}/stat"; }
-progressed() { [ "$(writes "$1")" -ge "$2" ]; }
-alive() { kill -0 "$1" 2>/dev/null; }
-now_ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
 
 make_file "$VM_TMP/lun1.img" 128
-# start_target: tgtd with the same target and LUN file each time (its configuration lives in
-# memory only).
-start_target() {
-    tgtd -f -C 1 --iscsi portal="$PORTAL" >>"$VM_TMP/tgtd.log" 2>&1 &
-    TGTD=$!
-    wait_for 30 tgtadm -C 1 --lld iscsi --op show --mode sys ||
-        die "tgtd did not answer on its control socket within 30 s"
-    tgt_target 1 1 "$IQN" || die "tgtadm could not create target $IQN"
-    tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
-}
-start_target
+tgt_one "$PORTAL" "$IQN" "$VM_TMP/lun1.img"
 at_exit 'kill -s KILL $TGTD 2>/dev/null'
 
 dbus_start
 mkdir -p "$VM_TMP/state"
 : >"$VM_TMP/lunlink.toml"
-lunlinkd --bus system --state-dir "$VM_TMP/state" --config "$VM_TMP/lunlink.toml" \
-    >"$VM_TMP/lunlinkd.log" 2>&1 &
-LUNLINKD=$!
+lunlinkd_start
 at_exit "kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null"
 at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
 wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
@@ -66,7 +49,7 @@ while [ "$i" -le "$CYCLES" ]; do
     kill -s KILL "$TGTD"
     wait "$TGTD" 2>/dev/null
     down_at=$(now_ms)
-    start_target
+    tgt_one "$PORTAL" "$IQN" "$VM_TMP/lun1.img"
     at=$(writes "$dev")
     wait_for 60 progressed "$dev" $((at + 1)) || { fail "IO on $dev did not resume within 60 s of target restart $i"; break; }
     took=$(( $(now_ms) - down_at ))

@@ -275,7 +275,7 @@ mod tests {
     fn head_payload_trailer_equal_a_whole_pdu() {
         let hdr = DataOut { final_: true, lun: 1, itt: 7, ttt: 9, exp_stat_sn: 3, data_sn: 0, buffer_offset: 0 };
         for len in [1usize, 2, 3, 4, 4097] {
-            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let data: Vec<u8> = (0..len).map(|i| ((i * 7) % 256).to_le_bytes()[0]).collect();
             for digests in [Digests::default(), Digests { header: true, data: true }] {
                 let mut whole = Vec::new();
                 encode_pdu(&mut whole, &hdr, &[], &data, digests);
@@ -327,7 +327,7 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 17;
                     x ^= x << 5;
-                    v.push((x >> 8) as u8);
+                    v.push((x >> 8).to_le_bytes()[0]);
                 }
                 for len in 0..v.len() {
                     let _ = parse_frame(&v[..len], &cfg);

@@ -174,3 +174,21 @@ lunlinkd_start() {
     LUNLINKD=$!
 }
 
+# lunlinkd_up: lunlinkd_start, stopped (after a forced logout of everything) when the scenario
+# ends, and waited for until it answers on the bus.
+lunlinkd_up() {
+    lunlinkd_start
+    at_exit 'kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null'
+    at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
+    wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
+}
+
+# login_lun1 PORTAL IQN: discover PORTAL, log in to IQN and set dev to LUN 1's block device.
+login_lun1() {
+    lunlinkctl discover "$1" >/dev/null || die "lunlinkctl discover $1 failed"
+    lunlinkctl login "$2" || die "lunlinkctl login $2 failed"
+    dev=$(dev_of 1)
+    [ -n "$dev" ] || { lunlinkctl --json luns; die "login gave LUN 1 no block device"; }
+    pass "login to $2 gives $dev"
+}
+

@@ -49,10 +49,7 @@ wait_for 30 udevadm control --ping || die "systemd-udevd did not answer within 3
 
 mkdir -p "$VM_TMP/state"
 printf '[devices]\nnr_queues = 2\nqueue_depth = 64\n' >"$VM_TMP/lunlink.toml"
-lunlinkd_start
-at_exit "kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null"
-at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
-wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
+lunlinkd_up
 
 out=$(lunlinkctl discover "$PORTAL" 2>&1)
 echo "$out"

@@ -23,10 +23,7 @@ tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
 
 dbus_start
 mkdir -p "$VM_TMP/state"
-lunlinkd_start
-at_exit "kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null"
-at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
-wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
+lunlinkd_up
 lunlinkctl discover "$P1" >/dev/null || die "lunlinkctl discover $P1 failed"
 lunlinkctl discover "$P2" >/dev/null || die "lunlinkctl discover $P2 failed"
 # The first path first, so that it is the one carrying the IO.

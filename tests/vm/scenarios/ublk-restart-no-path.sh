@@ -22,15 +22,8 @@ at_exit 'kill -s KILL $TGTD 2>/dev/null'
 dbus_start
 mkdir -p "$VM_TMP/state"
 printf '[timeouts]\nreplacement = %s\n' "$REPLACEMENT" >"$VM_TMP/lunlink.toml"
-lunlinkd_start
-at_exit 'kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null'
-at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
-wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
-lunlinkctl discover "$PORTAL" >/dev/null || die "lunlinkctl discover $PORTAL failed"
-lunlinkctl login "$IQN" || die "lunlinkctl login $IQN failed"
-dev=$(dev_of 1)
-[ -n "$dev" ] || { lunlinkctl --json luns; die "login gave LUN 1 no block device"; }
-pass "login to $IQN gives $dev"
+lunlinkd_up
+login_lun1 "$PORTAL" "$IQN"
 dd if=/dev/urandom of="$VM_TMP/before" bs=1M count=1 2>/dev/null
 dd if="$VM_TMP/before" of="$dev" bs=1M count=1 oflag=direct 2>/dev/null || die "writing to $dev failed"
 

@@ -22,15 +22,8 @@ tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
 dbus_start
 mkdir -p "$VM_TMP/state"
 : >"$VM_TMP/lunlink.toml"
-lunlinkd_start
-at_exit 'kill $LUNLINKD 2>/dev/null; wait $LUNLINKD 2>/dev/null'
-at_exit "lunlinkctl logout --all --force >/dev/null 2>&1"
-wait_for 30 lunlinkctl status || die "lunlinkd did not answer on the bus within 30 s"
-lunlinkctl discover "$PORTAL" >/dev/null || die "lunlinkctl discover $PORTAL failed"
-lunlinkctl login "$IQN" || die "lunlinkctl login $IQN failed"
-dev=$(dev_of 1)
-[ -n "$dev" ] || { lunlinkctl --json luns; die "login gave LUN 1 no block device"; }
-pass "login to $IQN gives $dev"
+lunlinkd_up
+login_lun1 "$PORTAL" "$IQN"
 
 mkfs.ext4 -q -F "$dev" || die "mkfs.ext4 on $dev failed"
 mkdir -p "$MNT"

@@ -29,7 +29,8 @@ impl Bhs for LoginRequest {
             transit: b[1] & 0x80 != 0,
             cont: b[1] & 0x40 != 0,
             csg: Stage::from_bits((b[1] >> 2) & 3, "Login Request", "CSG")?,
-            nsg: Stage::from_bits(b[1] & 3, "Login Request", "NSG")?,
+            // NSG is reserved unless T is set (§11.12.1), as in a Login Response.
+            nsg: if b[1] & 0x80 != 0 { Stage::from_bits(b[1] & 3, "Login Request", "NSG")? } else { Stage::Security },
             version_max: b[2],
             version_min: b[3],
             isid,
@@ -80,5 +81,18 @@ mod tests {
         let b = roundtrip(&h);
         assert_eq!(&b[..2], &[0x43, 0x81]);
         assert_eq!(&b[8..14], &[0x80, 0x12, 0x34, 0x56, 0, 1]);
+    }
+
+    #[test]
+    fn nsg_is_ignored_without_transit() {
+        // §11.12.1: NSG is reserved when T is 0; found by the pdu fuzz target (it decoded
+        // to a stage that encoding then dropped, and NSG=2 failed the decode).
+        for nsg in 0..4u8 {
+            let mut b = [0u8; BHS_LEN];
+            b[0] = 0x43;
+            b[1] = 0x04 | nsg;
+            let h = LoginRequest::decode(&b).expect("reserved NSG bits are ignored");
+            assert_eq!((h.csg, h.nsg), (Stage::Operational, Stage::Security));
+        }
     }
 }

@@ -1,0 +1,213 @@
+// The page's only link to the system: org.lunlink.Initiator1 on the system bus, through
+// cockpit.dbus with superuser "try" (calls go as root when administrative access is on). Objects
+// are kept current by ObjectManager signals and PropertiesChanged (cockpit's proxies watch the
+// namespace): the page never polls. The Session counters are not signalled by the daemon; the
+// details view reads them on demand.
+import { useSyncExternalStore } from "react";
+
+const cockpit = window.cockpit;
+
+export const NAME = "org.lunlink.Initiator1";
+export const ROOT = "/org/lunlink/Initiator1";
+export const IFACE = {
+    manager: NAME + ".Manager",
+    node: NAME + ".Node",
+    session: NAME + ".Session",
+    lun: NAME + ".Lun",
+};
+
+const EMPTY = {
+    running: null, // null: not known yet; false: nobody owns the name
+    ready: false,
+    problem: null,
+    manager: null,
+    managerMethods: new Set(),
+    nodes: [],
+    sessions: [],
+    luns: [],
+};
+
+function plain(proxy) {
+    return { path: proxy.path, ...proxy.data };
+}
+
+class Store {
+    constructor() {
+        this.snapshot = EMPTY;
+        this.listeners = new Set();
+        this.scheduled = false;
+        this.generation = 0;
+        this.connect();
+    }
+
+    connect() {
+        const gen = ++this.generation;
+        const client = cockpit.dbus(NAME, { bus: "system", superuser: "try" });
+        this.client = client;
+        this.owner = undefined;
+        const live = () => gen === this.generation;
+        const changed = () => live() && this.schedule();
+
+        client.addEventListener("owner", (_ev, owner) => {
+            if (!live()) return;
+            const before = this.owner;
+            this.owner = owner;
+            if (owner && before === null) {
+                // lunlinkd came back: start over, so every object is read afresh.
+                this.reconnect();
+                return;
+            }
+            this.schedule();
+        });
+        client.addEventListener("close", (_ev, options) => {
+            if (!live()) return;
+            this.problem = options && options.problem ? options : null;
+            this.schedule();
+        });
+
+        this.manager = client.proxy(IFACE.manager, ROOT);
+        this.nodes = client.proxies(IFACE.node, ROOT);
+        this.sessions = client.proxies(IFACE.session, ROOT);
+        this.luns = client.proxies(IFACE.lun, ROOT);
+        this.manager.addEventListener("changed", changed);
+        for (const set of [this.nodes, this.sessions, this.luns]) {
+            set.addEventListener("added", changed);
+            set.addEventListener("changed", changed);
+            set.addEventListener("removed", changed);
+        }
+        Promise.allSettled([this.manager.wait(), this.nodes.wait(), this.sessions.wait(), this.luns.wait()]).then(() => {
+            if (!live()) return;
+            this.loaded = true;
+            this.schedule();
+        });
+        this.problem = null;
+        this.loaded = false;
+        this.schedule();
+    }
+
+    reconnect() {
+        const old = this.client;
+        this.connect();
+        try {
+            old.close();
+        } catch {
+            // already closed
+        }
+    }
+
+    schedule() {
+        if (this.scheduled) return;
+        this.scheduled = true;
+        queueMicrotask(() => {
+            this.scheduled = false;
+            this.rebuild();
+        });
+    }
+
+    rebuild() {
+        const m = this.manager;
+        const methods = new Set();
+        if (m && m.valid) {
+            // Methods appear on a cockpit proxy once the interface's introspection data is known:
+            // they tell which API additions this lunlinkd has.
+            for (const name of ["SetInitiatorName", "LoginNodes", "Discover", "Login", "Logout", "SetDefaultAuth"]) {
+                if (typeof m[name] === "function") methods.add(name);
+            }
+        }
+        let running = null;
+        if (this.owner === null) running = false;
+        else if (m && m.valid) running = true;
+        else if (this.loaded) running = false;
+        const list = set => Object.keys(set)
+                .map(k => set[k])
+                .filter(p => p && p.valid)
+                .map(plain)
+                .sort((a, b) => a.path.localeCompare(b.path, undefined, { numeric: true }));
+        this.snapshot = {
+            running,
+            ready: this.loaded,
+            problem: this.problem,
+            manager: m && m.valid ? { path: ROOT, ...m.data } : null,
+            managerMethods: methods,
+            nodes: list(this.nodes),
+            sessions: list(this.sessions),
+            luns: list(this.luns),
+        };
+        for (const l of this.listeners) l();
+    }
+
+    subscribe = listener => {
+        this.listeners.add(listener);
+        return () => this.listeners.delete(listener);
+    };
+
+    getSnapshot = () => this.snapshot;
+
+    /// A method call; resolves with the out arguments as an array.
+    call(path, iface, method, args) {
+        return new Promise((resolve, reject) => {
+            // Logins and discovery can take as long as lunlinkd's own timeouts (several
+            // connections, each with its login timeout): do not give up before the daemon does.
+            this.client.call(path, iface, method, args, { timeout: 300000 }).then(resolve, reject);
+        });
+    }
+
+    manager_call(method, args) {
+        return this.call(ROOT, IFACE.manager, method, args);
+    }
+
+    /// Every property of one object, read now (for the unsignalled Session counters).
+    getAll(path, iface) {
+        return this.call(path, "org.freedesktop.DBus.Properties", "GetAll", [iface]).then(([props]) => {
+            const out = {};
+            for (const k of Object.keys(props)) out[k] = props[k] && typeof props[k] === "object" && "v" in props[k] ? props[k].v : props[k];
+            return out;
+        });
+    }
+}
+
+export const store = new Store();
+
+export function useStore() {
+    return useSyncExternalStore(store.subscribe, store.getSnapshot);
+}
+
+/// An options dictionary (a{sv}) from a plain object; empty strings and undefined are left out.
+export function options(obj) {
+    const out = {};
+    for (const [k, v] of Object.entries(obj)) {
+        if (v === undefined || v === null || v === "") continue;
+        if (typeof v === "boolean") out[k] = cockpit.variant("b", v);
+        else if (Array.isArray(v)) out[k] = cockpit.variant("as", v);
+        else if (typeof v === "number") out[k] = cockpit.variant("u", v);
+        else out[k] = cockpit.variant("s", String(v));
+    }
+    return out;
+}
+
+/// Whether changes are allowed: null while unknown, then true or false. Cockpit reloads the page
+/// when administrative access is switched.
+let permission = null;
+export function usePermission() {
+    if (!permission) permission = cockpit.permission({ admin: true });
+    return useSyncExternalStore(
+        cb => {
+            permission.addEventListener("changed", cb);
+            return () => permission.removeEventListener("changed", cb);
+        },
+        () => permission.allowed,
+    );
+}
+
+/// Object lookups for a snapshot.
+export function indexBy(list) {
+    const m = new Map();
+    for (const o of list) m.set(o.path, o);
+    return m;
+}
+
+/// The LUNs of a session, in LUN order.
+export function sessionLuns(snap, session) {
+    const luns = snap.luns.filter(l => l.Session === session.path);
+    return luns.sort((a, b) => (a.Lun ?? 0) - (b.Lun ?? 0));
+}

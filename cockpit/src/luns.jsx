@@ -1,0 +1,77 @@
+import React from "react";
+import { Label, List, ListItem } from "@patternfly/react-core";
+import { Table, Thead, Tbody, Tr, Th, Td } from "@patternfly/react-table";
+
+import { formatBytes, usedByText } from "./util.js";
+
+const cockpit = window.cockpit;
+const _ = cockpit.gettext;
+
+/// Properties an older lunlinkd lacks are shown as a dash.
+const DASH = "—";
+
+function device(lun) {
+    if (lun.Device) return <code>{lun.Device}</code>;
+    if (lun.DeviceError) return <span className="lunlink-device-error">{cockpit.format(_("No device: $0"), lun.DeviceError)}</span>;
+    return DASH;
+}
+
+function byPath(lun) {
+    if (lun.ByPath === undefined) return DASH;
+    if (!lun.ByPath) return DASH;
+    return <code className="lunlink-wrap">{lun.ByPath}</code>;
+}
+
+export function usedBy(lun) {
+    const u = lun.UsedBy;
+    if (u === undefined) return DASH;
+    if (!Array.isArray(u) || u.length === 0) return _("Not in use");
+    return (
+        <List isPlain>
+            {u.map((e, i) => <ListItem key={i}>{usedByText(e)}</ListItem>)}
+        </List>
+    );
+}
+
+export function LunTable({ luns, label }) {
+    if (luns.length === 0) return <p className="lunlink-muted">{_("No LUNs reported by the target.")}</p>;
+    return (
+        <Table aria-label={label} variant="compact" borders className="lunlink-luns">
+            <Thead>
+                <Tr>
+                    <Th>{_("LUN")}</Th>
+                    <Th>{_("Size")}</Th>
+                    <Th>{_("Vendor / product")}</Th>
+                    <Th>{_("Device")}</Th>
+                    <Th>{_("By-path name")}</Th>
+                    <Th>{_("Used by")}</Th>
+                </Tr>
+            </Thead>
+            <Tbody>
+                {luns.map(l => (
+                    <Tr key={l.path} data-lun={l.Lun}>
+                        <Td dataLabel={_("LUN")}>
+                            {l.Lun}
+                            {l.Offline && <> <Label color="red" isCompact>{_("Offline")}</Label></>}
+                            {l.ReadOnly && <> <Label isCompact>{_("Read-only")}</Label></>}
+                        </Td>
+                        <Td dataLabel={_("Size")}>{formatBytes(l.Size)}</Td>
+                        <Td dataLabel={_("Vendor / product")}>{[l.Vendor, l.Product].filter(Boolean).join(" ") || DASH}</Td>
+                        <Td dataLabel={_("Device")} className="lunlink-device">{device(l)}</Td>
+                        <Td dataLabel={_("By-path name")}>{byPath(l)}</Td>
+                        <Td dataLabel={_("Used by")}>{usedBy(l)}</Td>
+                    </Tr>
+                ))}
+            </Tbody>
+        </Table>
+    );
+}
+
+/// "connected as /dev/ublkb0" words for a session's devices.
+export function devicesText(luns) {
+    const devs = luns.map(l => l.Device).filter(Boolean);
+    if (devs.length) return cockpit.format(_("Connected as $0"), devs.join(", "));
+    const why = luns.map(l => l.DeviceError).find(Boolean);
+    if (why) return cockpit.format(_("Connected, no block device: $0"), why);
+    return _("Connected");
+}

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lunlink_engine::{CommandError, DataBuf, Session};
-use lunlink_scsi::{cdb, ScsiError};
+use lunlink_engine::{DataBuf, ScsiOpError, Session};
+use lunlink_scsi::cdb;
 
 use crate::hist::Histogram;
 use crate::pattern;
@@ -23,8 +23,6 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// Backoff after a failed IO, doubled per consecutive failure up to the maximum.
 const BACKOFF_MIN: Duration = Duration::from_millis(1);
 const BACKOFF_MAX: Duration = Duration::from_millis(100);
-/// UNIT ATTENTIONs retried at once per IO (each condition is reported once per nexus).
-const UA_RETRIES: u32 = 3;
 /// `--verify` generation markers: never written, and written with an unknown outcome.
 const GEN_NONE: u32 = 0;
 const GEN_UNKNOWN: u32 = u32::MAX;
@@ -102,7 +100,6 @@ impl Plan {
 struct WorkerStats {
     ios: AtomicU64,
     errors: AtomicU64,
-    retries: AtomicU64,
     bytes: AtomicU64,
     hist: Histogram,
 }
@@ -140,7 +137,6 @@ impl ErrorLog {
 struct Shared {
     session: Session,
     plan: Plan,
-    lun_wire: u64,
     end: Instant,
     /// Next IO of a sequential pattern (without --verify).
     cursor: AtomicU64,
@@ -150,30 +146,6 @@ struct Shared {
     start: Instant,
     /// When the last worker finished, in ns after `start`.
     last_finish_ns: AtomicU64,
-}
-
-/// Why one IO failed.
-#[derive(Debug)]
-enum IoFailure {
-    Command(CommandError),
-    Scsi(ScsiError),
-    Short(u32),
-}
-
-impl std::fmt::Display for IoFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IoFailure::Command(e) => e.fmt(f),
-            IoFailure::Scsi(e) => e.fmt(f),
-            IoFailure::Short(n) => write!(f, "short read: the target left {n} bytes untransferred"),
-        }
-    }
-}
-
-impl IoFailure {
-    fn is_unit_attention(&self) -> bool {
-        matches!(self, IoFailure::Scsi(e) if e.sense().is_some_and(|s| s.is_unit_attention()))
-    }
 }
 
 /// xorshift64*: a tiny generator, plenty for picking offsets.
@@ -268,7 +240,6 @@ pub async fn run(session: Session, plan: Plan) -> Outcome {
     let sh = Arc::new(Shared {
         session,
         plan,
-        lun_wire: lunlink_proto::lun::encode(plan.lun),
         end: start + plan.duration,
         cursor: AtomicU64::new(0),
         gens,
@@ -291,18 +262,18 @@ pub async fn run(session: Session, plan: Plan) -> Outcome {
     let elapsed = if finished.is_zero() { plan.duration } else { finished };
 
     let hist = Histogram::new();
-    let (mut ios, mut errors, mut retries, mut bytes) = (0, 0, 0, 0);
+    let (mut ios, mut errors, mut bytes) = (0, 0, 0);
     for st in &stats {
         hist.merge(&st.hist);
         ios += st.ios.load(Ordering::Relaxed);
         errors += st.errors.load(Ordering::Relaxed);
-        retries += st.retries.load(Ordering::Relaxed);
         bytes += st.bytes.load(Ordering::Relaxed);
     }
     if stuck > 0 {
         eprintln!("lunlink-bench: {stuck} IOs were still unanswered {:?} after the end; counted as errors", plan.grace);
     }
     let es = sh.session.stats();
+    let retries = es.retries.load(Ordering::Relaxed);
     let coalesce_fallbacks = es.coalesce_fallbacks.load(Ordering::Relaxed);
     let direct = (es.bytes_read_direct.load(Ordering::Relaxed), es.bytes_read.load(Ordering::Relaxed));
     let verify = if plan.verify { Some(verify_pass(&sh).await) } else { None };
@@ -374,37 +345,19 @@ impl Picker {
     }
 }
 
-/// One command, with UNIT ATTENTIONs retried at once. The worker's buffer is lent to the
-/// engine for the command and comes back in `buf`.
-async fn io(sh: &Shared, stats: &WorkerStats, lba: u64, buf: &mut Vec<u8>, write: bool) -> Result<(), IoFailure> {
+/// One command, retried as the engine's typed operations retry (unit attention at once,
+/// BUSY and TASK SET FULL with backoff, until the command timeout). The worker's buffer is
+/// lent to the engine for the command and comes back in `buf`.
+async fn io(sh: &Shared, lba: u64, buf: &mut Vec<u8>, write: bool) -> Result<(), ScsiOpError> {
     let blocks = sh.plan.blocks_per_io();
-    let mut attempt = 0;
-    loop {
-        let lent = std::mem::take(buf);
-        let (back, r) = if write {
-            let c = cdb::write(lba, blocks, false);
-            sh.session.execute(sh.lun_wire, c.as_slice(), DataBuf::Out(lent)).await
-        } else {
-            let c = cdb::read(lba, blocks);
-            sh.session.execute(sh.lun_wire, c.as_slice(), DataBuf::In(lent)).await
-        };
-        *buf = back.unwrap_or_default();
-        let r = match r {
-            Err(e) => Err(IoFailure::Command(e)),
-            Ok(done) => match ScsiError::check(done.status, done.sense()) {
-                Err(e) => Err(IoFailure::Scsi(e)),
-                Ok(()) if !write && done.residual_under != 0 => Err(IoFailure::Short(done.residual_under)),
-                Ok(()) => Ok(()),
-            },
-        };
-        match r {
-            Err(e) if e.is_unit_attention() && attempt < UA_RETRIES => {
-                attempt += 1;
-                stats.retries.fetch_add(1, Ordering::Relaxed);
-            }
-            other => return other,
-        }
-    }
+    let lent = std::mem::take(buf);
+    let (back, r) = if write {
+        sh.session.run(sh.plan.lun, &cdb::write(lba, blocks, false), DataBuf::Out(lent)).await
+    } else {
+        sh.session.run(sh.plan.lun, &cdb::read(lba, blocks), DataBuf::In(lent)).await
+    };
+    *buf = back.unwrap_or_default();
+    r
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -440,7 +393,7 @@ async fn worker(sh: Arc<Shared>, w: u16, stats: Arc<WorkerStats>) {
             // While the write is in flight (and if it fails) the content is unknown.
             slot.store(GEN_UNKNOWN, Ordering::Relaxed);
         }
-        let r = io(&sh, &stats, lba, &mut buf, write).await;
+        let r = io(&sh, lba, &mut buf, write).await;
         let t1 = Instant::now();
         match r {
             Ok(()) => {
@@ -514,7 +467,6 @@ struct VerifyPart {
 
 async fn verify_worker(sh: Arc<Shared>, w: u16) -> VerifyPart {
     let plan = sh.plan;
-    let stats = WorkerStats::default();
     let mut buf = vec![0u8; plan.bs as usize];
     let mut part =
         VerifyPart { checked: 0, mismatches: Vec::new(), more_mismatches: 0, unverifiable: 0, read_errors: 0 };
@@ -531,7 +483,7 @@ async fn verify_worker(sh: Arc<Shared>, w: u16) -> VerifyPart {
             }
             _ => {}
         }
-        match io(&sh, &stats, lba, &mut buf, false).await {
+        match io(&sh, lba, &mut buf, false).await {
             Ok(()) => {
                 part.checked += 1;
                 if let Err(m) = pattern::check(&buf, lba, plan.block_size as usize, gen, plan.seed) {

@@ -50,7 +50,13 @@ pub struct Stats {
     pub commands: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Commands that failed to their caller (after retries); counted by the typed
+    /// operations (`ops`), which own the retry decision.
     pub errors: AtomicU64,
+    /// Commands sent again after a retryable status (unit attention, BUSY, ...).
+    pub retries: AtomicU64,
+    /// UNIT ATTENTION conditions reported by the target (news, not failures).
+    pub unit_attentions: AtomicU64,
     /// Data-In payload bytes the kernel placed straight into callers' buffers.
     pub bytes_read_direct: AtomicU64,
     /// Times a raised receive low-water mark was dropped by its fallback timer: the target
@@ -115,7 +121,6 @@ impl Shared {
                 match s.state {
                     State::Queued | State::Sent if s.abandoned => s.finish(Some(CommandError::SessionClosed)),
                     State::Sent if s.reissues >= MAX_REISSUES => {
-                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
                         s.finish(Some(CommandError::ConnectionLost(
                             format!("gave up after the connection failed {} times during this command: {reason}", MAX_REISSUES + 1).into(),
                         )))
@@ -322,6 +327,8 @@ struct ConnState {
     last_tick: Instant,
     /// Time2Wait the target asked for when it announced dropping the connection.
     drop_time2wait: Option<u16>,
+    /// Since when commands wait for a CmdSN window the target keeps closed (§4.2.2.1).
+    window_closed_since: Option<Instant>,
     /// A Task Management Function Response waiting to be acted on by the connection.
     tmf_response: Option<TaskMgmtResponse>,
     /// A Logout Request went out: nothing else may follow it.
@@ -382,6 +389,7 @@ impl Conn {
                 tmf_seq: 0,
                 last_tick: Instant::now(),
                 drop_time2wait: None,
+                window_closed_since: None,
                 tmf_response: None,
                 logging_out: false,
             },
@@ -550,6 +558,12 @@ impl Conn {
         while self.send_room() && self.st.may_issue_new() {
             let Some(idx) = self.st.pending.pop_front() else { break };
             self.issue_command(idx);
+        }
+        // A target that never opens the window would hold commands for ever: the timer
+        // gives it the command timeout (see `on_timer`).
+        let stalled = !self.st.pending.is_empty() && !self.st.window.is_open();
+        if stalled != self.st.window_closed_since.is_some() {
+            self.st.window_closed_since = stalled.then(Instant::now);
         }
     }
 
@@ -925,7 +939,8 @@ impl Conn {
         let tick = (self.timeouts.command.is_some() && self.st.active > 0 && self.st.escalation.is_none())
             .then(|| self.st.last_tick + TIMEOUT_TICK);
         let coalesce = (self.lowat > 1).then(|| self.st.last_rx.max(self.coalesce_check) + COALESCE_WAIT);
-        [ping, escalation, tick, coalesce].into_iter().flatten().min()
+        let window = self.st.window_closed_since.zip(self.timeouts.command).map(|(t, c)| t + c);
+        [ping, escalation, tick, coalesce, window].into_iter().flatten().min()
     }
 
     /// Payload bytes certain to arrive before anything else can be handled: the rest of a
@@ -1018,6 +1033,19 @@ impl Conn {
                         self.st.ping = Some((itt, now + self.timeouts.noop_timeout));
                     }
                 }
+            }
+        }
+        if let (Some(since), Some(limit)) = (self.st.window_closed_since, self.timeouts.command) {
+            if now >= since + limit {
+                let w = &self.st.window;
+                return Err(format!(
+                    "the target kept the command window closed for {limit:?} (ExpCmdSN {}, MaxCmdSN {}, next CmdSN {}): \
+                     dropping the connection to reinstate the session",
+                    w.exp_cmd_sn(),
+                    w.max_cmd_sn(),
+                    w.current()
+                )
+                .into());
             }
         }
         self.check_escalation(now)?;
@@ -1158,7 +1186,6 @@ impl Conn {
         }
         self.st.retire(idx);
         self.st.data_out.retain(|w| w.idx != idx);
-        self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         let mut s = self.shared.slots.lock(idx);
         self.send.detach(idx, &s);
         if s.state != State::Sent {
@@ -1312,12 +1339,18 @@ impl ConnState {
                         Ok(())
                     }
                     AsyncEvent::DroppingConnection | AsyncEvent::DroppingAllConnections => {
-                        self.drop_time2wait = Some(h.parameter2);
-                        Err(format!(
-                        "the target is dropping the connection (Time2Wait {} s)",
-                        h.parameter2
-                    )
-                    .into())
+                        // Clamped to RFC 7143's range (§13.19: at most 3600 s).
+                        let wait = h.time2wait();
+                        self.drop_time2wait = Some(wait);
+                        Err(if wait == h.parameter2 {
+                            format!("the target is dropping the connection (Time2Wait {wait} s)")
+                        } else {
+                            format!(
+                                "the target is dropping the connection (Time2Wait {} s, out of range: waiting {wait} s)",
+                                h.parameter2
+                            )
+                        }
+                        .into())
                     }
                     AsyncEvent::Renegotiate | AsyncEvent::Other(_) => Ok(()),
                 }
@@ -1404,9 +1437,6 @@ impl ConnState {
             s.sense_len = 0;
             let err = x.error.take();
             self.retire(idx);
-            if err.is_some() {
-                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-            }
             if s.finish(err) {
                 drop(s);
                 shared.slots.release(idx);
@@ -1454,9 +1484,6 @@ impl ConnState {
         s.sense[..n].copy_from_slice(&sense[..n]);
         s.sense_len = u8::try_from(n).unwrap_or(0);
         let lun = s.lun;
-        if err.is_some() || h.status != 0 {
-            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-        }
         if s.finish(err) {
             drop(s);
             shared.slots.release(idx);
@@ -1466,6 +1493,7 @@ impl ConnState {
         // Unit attentions (LUN inventory or capacity changed, reset, ...) are news for the
         // session's owner even though the caller will simply retry the command.
         if h.status == 2 && lunlink_scsi::Sense::parse(sense).is_ok_and(|x| x.is_unit_attention()) {
+            shared.stats.unit_attentions.fetch_add(1, Ordering::Relaxed);
             let _ = events.send(SessionEvent::UnitAttention { lun, sense: sense.to_vec() });
         }
         Ok(())
@@ -1529,6 +1557,9 @@ impl ConnState {
     fn on_reject(&mut self, shared: &Shared, send: &mut SendQueue, h: &Reject, data: &[u8]) -> Result<(), Arc<str>> {
         self.window.update(h.exp_cmd_sn, h.max_cmd_sn);
         self.stat_sn(h.stat_sn);
+        if let Err(e) = Reject::rejected_bhs(data) {
+            return Err(format!("the target sent a Reject ({}) that does not say what it rejects: {e}", h.describe()).into());
+        }
         let itt = Reject::rejected_itt(data).unwrap_or(RESERVED_TAG);
         // Only a rejected SCSI Command ends the command; a rejected Data-Out (e.g. a data
         // digest error) leaves the task open at the target, which at ErrorRecoveryLevel 0
@@ -1540,7 +1571,6 @@ impl ConnState {
         if let Some(idx) = self.lookup(shared, itt).filter(|_| rejected_command) {
             // At ErrorRecoveryLevel 0 a rejected command never completes otherwise (§7.2).
             self.retire(idx);
-            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             let mut s = shared.slots.lock(idx);
             send.detach(idx, &s);
             if s.state != State::Sent {

@@ -41,6 +41,10 @@ pub enum EngineError {
     Io { portal: String, source: std::io::Error },
     #[error("connection closed by the target during {0}")]
     Closed(&'static str),
+    /// The target closed the connection in the security stage of a login without a login
+    /// status (the Linux kernel target, LIO, does so when authentication does not suit it).
+    #[error("{}", closed_in_security(*.offered_chap))]
+    ClosedDuringSecurity { offered_chap: bool },
     #[error(transparent)]
     Login(#[from] lunlink_proto::login::LoginError),
     #[error("discovery failed: {0}")]
@@ -59,4 +63,24 @@ pub enum EngineError {
     Logout(String),
     #[error(transparent)]
     Command(#[from] CommandError),
+}
+
+impl EngineError {
+    /// The target answered the login with a status that says "try again soon" (RFC 7143
+    /// §11.13.5: 0x0301 service unavailable, 0x0302 out of resources).
+    pub fn is_try_again(&self) -> bool {
+        use lunlink_proto::login::LoginError;
+        matches!(self, EngineError::Login(LoginError::ServiceUnavailable | LoginError::OutOfResources))
+    }
+}
+
+fn closed_in_security(offered_chap: bool) -> &'static str {
+    if offered_chap {
+        "the target closed the connection during the CHAP exchange without a login status: it most likely \
+         rejected the CHAP username or secret (or the algorithm); check the credentials set for this target"
+    } else {
+        "the target closed the connection when offered no authentication (AuthMethod=None), without a login \
+         status: it most likely requires CHAP; give credentials (lunlinkctl login --auth-file FILE, or \
+         set-default-auth) and log in again"
+    }
 }

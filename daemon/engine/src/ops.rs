@@ -2,10 +2,11 @@
 //! use instead of raw CDBs. Every helper checks the SCSI status and turns CHECK CONDITION into a
 //! [`ScsiError`] carrying the decoded sense.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lunlink_proto::lun;
-use lunlink_scsi::{cdb, Capacity, Cdb, DataError, ScsiError};
+use lunlink_scsi::{cdb, Capacity, Cdb, DataError, Disposition, ScsiError};
 
 use crate::error::CommandError;
 use crate::buf::{DataBuf, IoBuf};
@@ -34,9 +35,57 @@ impl ScsiOpError {
     }
 }
 
-/// Attempts for management commands that meet transient conditions (each unit attention is
-/// reported once; tgtd reports POWER ON/RESET on every new nexus).
-const MGMT_ATTEMPTS: u32 = 6;
+/// Immediate retries of one command at most (unit attentions: each is reported once, and
+/// tgtd reports POWER ON/RESET on every new nexus; aborted commands).
+const RETRIES_NOW: u32 = 5;
+/// First pause before a command answered BUSY (or becoming ready) goes again; it doubles up to
+/// [`RETRY_PAUSE_MAX`], for as long as the command timeout allows.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// Retry budget when the session has no command timeout.
+const RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// The retries of one command, as Linux's SCSI midlayer does them: by the disposition table
+/// of [`ScsiError::disposition`].
+struct Retries {
+    started: Option<tokio::time::Instant>,
+    now_left: u32,
+    pause: Duration,
+}
+
+impl Retries {
+    fn new() -> Self {
+        Self { started: None, now_left: RETRIES_NOW, pause: RETRY_PAUSE }
+    }
+
+    /// Whether to send the command again after `e`, having waited the pause it needs.
+    async fn again(&mut self, session: &Session, e: &ScsiOpError) -> bool {
+        let ScsiOpError::Scsi(se) = e else { return false };
+        let started = *self.started.get_or_insert_with(tokio::time::Instant::now);
+        match se.disposition() {
+            Disposition::RetryNow => {
+                if self.now_left == 0 {
+                    return false;
+                }
+                self.now_left -= 1;
+            }
+            d @ (Disposition::RetryLater | Disposition::QueueFull) => {
+                let budget = session.command_timeout().unwrap_or(RETRY_BUDGET);
+                if started.elapsed() + self.pause > budget {
+                    return false;
+                }
+                if d == Disposition::QueueFull {
+                    session.throttle();
+                }
+                tokio::time::sleep(self.pause).await;
+                self.pause = (self.pause * 2).min(RETRY_PAUSE_MAX);
+            }
+            Disposition::PathError | Disposition::TargetError => return false,
+        }
+        session.stats().retries.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
 
 /// What the daemon learns about a logical unit when it appears.
 #[derive(Debug, Clone, Default)]
@@ -80,13 +129,14 @@ impl Session {
         (buf, r)
     }
 
-    /// Runs a command, retrying transient conditions (unit attention, busy, ...) a bounded
-    /// number of times, as the SCSI midlayer does for disks. The buffer is reused as it is:
-    /// a retried write sends the same data, a retried read overwrites what came before.
-    async fn run<B: IoBuf>(&self, lun_no: u16, c: &Cdb, data: DataBuf<B>) -> (Option<B>, Result<(), ScsiOpError>) {
+    /// Runs a command, retrying what [`ScsiError::disposition`] says may succeed (unit
+    /// attention, BUSY, TASK SET FULL, becoming ready, ...) as the SCSI midlayer does for
+    /// disks. The buffer is reused as it is: a retried write sends the same data, a retried
+    /// read overwrites what came before. A failure counts in the session's `errors`.
+    pub async fn run<B: IoBuf>(&self, lun_no: u16, c: &Cdb, data: DataBuf<B>) -> (Option<B>, Result<(), ScsiOpError>) {
         let write = matches!(data, DataBuf::Out(_));
         let mut buf = data.into_inner();
-        let mut attempt = 0;
+        let mut retries = Retries::new();
         loop {
             let d = match buf.take() {
                 None => DataBuf::None,
@@ -96,8 +146,12 @@ impl Session {
             let (b, r) = self.run_once(lun_no, c, d).await;
             buf = b;
             match r {
-                Err(e) if Self::retry_after(&e, &mut attempt).await => {}
-                other => return (buf, other),
+                Err(e) if retries.again(self, &e).await => {}
+                Err(e) => {
+                    self.stats().errors.fetch_add(1, Ordering::Relaxed);
+                    return (buf, Err(e));
+                }
+                ok => return (buf, ok),
             }
         }
     }
@@ -112,25 +166,11 @@ impl Session {
         Ok(buf)
     }
 
-    /// Decides whether to retry a management command after `e`, waiting a little for
-    /// conditions that need time (BUSY, becoming ready); unit attentions are retried at once.
-    async fn retry_after(e: &ScsiOpError, attempt: &mut u32) -> bool {
-        if !e.is_retryable() || *attempt + 1 >= MGMT_ATTEMPTS {
-            return false;
-        }
-        *attempt += 1;
-        let unit_attention = matches!(e, ScsiOpError::Scsi(s) if s.sense().is_some_and(|s| s.is_unit_attention()));
-        if !unit_attention {
-            tokio::time::sleep(Duration::from_millis(50 << (*attempt).min(4))).await;
-        }
-        true
-    }
-
     pub async fn test_unit_ready(&self, lun_no: u16) -> Result<(), ScsiOpError> {
-        let mut attempt = 0;
+        let mut retries = Retries::new();
         loop {
             match self.run_once::<Vec<u8>>(lun_no, &cdb::test_unit_ready(), DataBuf::None).await.1 {
-                Err(e) if Self::retry_after(&e, &mut attempt).await => {}
+                Err(e) if retries.again(self, &e).await => {}
                 other => return other,
             }
         }
@@ -152,10 +192,10 @@ impl Session {
 
     /// Runs a data-in management command, retrying transient conditions.
     async fn read_data(&self, lun_no: u16, c: Cdb, alloc: usize) -> Result<Vec<u8>, ScsiOpError> {
-        let mut attempt = 0;
+        let mut retries = Retries::new();
         loop {
             match self.run_in(lun_no, &c, alloc).await {
-                Err(e) if Self::retry_after(&e, &mut attempt).await => {}
+                Err(e) if retries.again(self, &e).await => {}
                 other => return other,
             }
         }

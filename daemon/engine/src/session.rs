@@ -142,6 +142,10 @@ struct Inner {
     events: broadcast::Sender<SessionEvent>,
     info: Arc<RwLock<SessionInfo>>,
     logout_timeout: Duration,
+    command_timeout: Option<Duration>,
+    depth: u16,
+    /// Set while a TASK SET FULL keeps part of the queue depth unused.
+    throttled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A logged-in session. Cheap to clone; all clones drive the same connection. When the last
@@ -156,6 +160,12 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session").field("info", &self.info()).finish()
     }
 }
+
+/// How long a TASK SET FULL lowers the queue depth.
+const THROTTLE_FOR: Duration = Duration::from_secs(5);
+
+/// First retry of a relogin the target answered with "try again" (0x0301, 0x0302).
+const TRY_AGAIN_DELAY: Duration = Duration::from_millis(250);
 
 /// How long to wait at most between two relogin attempts.
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
@@ -259,6 +269,7 @@ impl Supervisor {
         let t = &self.cfg.timeouts;
         let default_wait = Duration::from_secs(u64::from(self.info.read().unwrap_or_else(|e| e.into_inner()).params.default_time2wait));
         let mut delay = time2wait.unwrap_or(default_wait);
+        let mut try_again = 0u32;
         let mut expiry = t.replacement.map(|r| since + r);
         loop {
             let wake = Instant::now() + delay;
@@ -298,7 +309,19 @@ impl Supervisor {
                         tracing::info!(tsih = done.tsih, "session reinstated");
                         return Some(self.conn(ch, &done));
                     }
-                    Err(e) => tracing::info!("relogin failed, retrying: {e}"),
+                    Err(e) => {
+                        tracing::info!("relogin failed, retrying: {e}");
+                        if e.is_try_again() {
+                            // "Try again" (0x0301 service unavailable, 0x0302 out of
+                            // resources): the target is about to be back, so the next try
+                            // comes soon rather than after the doubled delay.
+                            // 250 ms, then 0.5, 1, 2 s while it keeps saying so.
+                            delay = TRY_AGAIN_DELAY * (1 << try_again.min(3)) / 2;
+                            try_again += 1;
+                        } else {
+                            try_again = 0;
+                        }
+                    }
                 },
                 c = control.recv() => {
                     if let Some(Control::Logout(tx)) = c {
@@ -308,7 +331,7 @@ impl Supervisor {
                 }
             }
             let jitter = Duration::from_millis(rand::random::<u64>() % 250);
-            delay = (delay * 2).clamp(Duration::from_millis(500), RECONNECT_CAP) + jitter;
+            delay = (delay * 2).clamp(TRY_AGAIN_DELAY, RECONNECT_CAP) + jitter;
         }
     }
 }
@@ -345,10 +368,22 @@ impl Session {
         *sup.info.write().unwrap_or_else(|e| e.into_inner()) = info;
         let info = sup.info.clone();
         let logout_timeout = sup.cfg.timeouts.logout;
+        let command_timeout = sup.cfg.timeouts.command;
         let conn = sup.conn(ch, &done);
         let (control, control_rx) = mpsc::channel(4);
         tokio::spawn(tracing::Instrument::instrument(sup.run(conn, control_rx), span));
-        Ok(Session { inner: Arc::new(Inner { shared, control, events, info, logout_timeout }) })
+        Ok(Session {
+            inner: Arc::new(Inner {
+                shared,
+                control,
+                events,
+                info,
+                logout_timeout,
+                command_timeout,
+                depth,
+                throttled: Arc::default(),
+            }),
+        })
     }
 
     /// A snapshot of the session's facts (the TSIH and parameters change on reinstatement).
@@ -363,6 +398,31 @@ impl Session {
 
     pub fn stats(&self) -> &Stats {
         &self.inner.shared.stats
+    }
+
+    /// The command timeout in effect (None: commands may take for ever).
+    pub fn command_timeout(&self) -> Option<Duration> {
+        self.inner.command_timeout
+    }
+
+    /// After TASK SET FULL: half of the queue depth stays unused for [`THROTTLE_FOR`], as
+    /// Linux lowers a device's queue depth on QUEUE FULL, so the target's task set can drain.
+    /// Once at a time; the permits are taken as commands complete, so nothing in flight waits.
+    pub(crate) fn throttle(&self) {
+        let held = self.inner.depth / 2;
+        if held == 0 || self.inner.throttled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::info!(depth = self.inner.depth, held, "TASK SET FULL: sending fewer commands at once for a while");
+        let shared = self.inner.shared.clone();
+        let flag = self.inner.throttled.clone();
+        tokio::spawn(async move {
+            if let Ok(Ok(p)) = tokio::time::timeout(THROTTLE_FOR, shared.slots.sem.acquire_many(u32::from(held))).await {
+                tokio::time::sleep(THROTTLE_FOR).await;
+                drop(p);
+            }
+            flag.store(false, Ordering::SeqCst);
+        });
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {

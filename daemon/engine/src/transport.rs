@@ -93,6 +93,8 @@ pub(crate) async fn connect_and_login(
     user_timeout: Duration,
 ) -> Result<(Channel, Negotiated), EngineError> {
     let mut portal = portal.clone();
+    // One deadline for the whole login, redirections included.
+    let deadline = tokio::time::Instant::now() + timeout;
     for _ in 0..MAX_REDIRECTS {
         let fut = async {
             let mut ch = Channel::connect(&portal, timeout).await?;
@@ -101,7 +103,14 @@ pub(crate) async fn connect_and_login(
             let mut login = Login::new(params.clone(), rand::random())?;
             ch.send(&login.start()).await?;
             loop {
-                let pdu = ch.recv("login").await?;
+                let pdu = match ch.recv("login").await {
+                    Err(EngineError::Closed(_)) if login.stage() == lunlink_proto::login::Stage::Security => {
+                        return Err(EngineError::ClosedDuringSecurity {
+                            offered_chap: !matches!(params.auth, lunlink_proto::login::Auth::None),
+                        });
+                    }
+                    r => r?,
+                };
                 let Header::LoginResponse(rsp) = &pdu.header else {
                     return Err(EngineError::Protocol(format!(
                         "expected a Login Response, got {:?}",
@@ -115,7 +124,7 @@ pub(crate) async fn connect_and_login(
                 }
             }
         };
-        let outcome = tokio::time::timeout(timeout, fut)
+        let outcome = tokio::time::timeout_at(deadline, fut)
             .await
             .map_err(|_| EngineError::Timeout("login", timeout))??;
         match outcome {

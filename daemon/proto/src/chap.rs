@@ -245,13 +245,15 @@ pub struct ChapInitiator {
     own_id: u8,
     own_challenge: Vec<u8>,
     chosen: Option<ChapAlgorithm>,
+    /// Length of the target's challenge, once received.
+    challenge_len: Option<usize>,
 }
 
 impl ChapInitiator {
     /// `random` must be fresh for every login: it becomes our challenge in mutual CHAP.
     pub fn new(config: ChapConfig, random: &[u8; RANDOM_LEN]) -> Result<Self, ChapError> {
         config.validate()?;
-        Ok(Self { config, own_id: random[0], own_challenge: random.to_vec(), chosen: None })
+        Ok(Self { config, own_id: random[0], own_challenge: random.to_vec(), chosen: None, challenge_len: None })
     }
 
     pub fn is_mutual(&self) -> bool {
@@ -261,6 +263,14 @@ impl ChapInitiator {
     /// The algorithm the target chose, once known.
     pub fn chosen(&self) -> Option<ChapAlgorithm> {
         self.chosen
+    }
+
+    /// Whether the target's challenge looks like an IET-derived target's (tgtd, IET, old
+    /// SCST), which take CHAP_A=7 to mean SHA1: they send 25 to 49 random bytes, while a target
+    /// that implements SHA-256 as RFC 7143 numbers it ties the challenge length to the digest
+    /// size (LIO: 32 bytes for SHA-256).
+    pub fn iet_style_challenge(&self) -> bool {
+        self.chosen == Some(ChapAlgorithm::Sha256) && self.challenge_len.is_some_and(|n| n != 32)
     }
 
     /// The CHAP_A value to send: the configured algorithms, most preferred first.
@@ -300,6 +310,7 @@ impl ChapInitiator {
             return Err(ChapError::ReflectedChallenge);
         }
         self.chosen = Some(alg);
+        self.challenge_len = Some(challenge.len());
 
         let mut out = TextKeys::new();
         out.push("CHAP_N", self.config.username.clone())?;

@@ -183,6 +183,9 @@ pub enum LoginPhase {
     ChapResponse,
     Security,
     Operational,
+    /// Operational negotiation in which we offered no digests (HeaderDigest and DataDigest
+    /// None only): what a target that insists on CRC32C objects to.
+    OperationalWithoutDigests,
 }
 
 impl fmt::Display for LoginPhase {
@@ -199,6 +202,12 @@ impl fmt::Display for LoginPhase {
             LoginPhase::ChapResponse => f.write_str("in answer to the CHAP response"),
             LoginPhase::Security => f.write_str("during security negotiation"),
             LoginPhase::Operational => f.write_str("during operational parameter negotiation"),
+            LoginPhase::OperationalWithoutDigests => f.write_str(
+                "during operational parameter negotiation, in which we offered no digests \
+                 (HeaderDigest=None, DataDigest=None): a target that requires CRC32C digests answers so; \
+                 if this one does, set header_digest and data_digest to [\"CRC32C\", \"None\"] \
+                 (config [negotiation] or the node's settings)",
+            ),
         }
     }
 }
@@ -208,8 +217,10 @@ impl fmt::Display for LoginPhase {
 pub enum AuthContext {
     /// We offered AuthMethod=None.
     NoAuth,
-    /// CHAP, with the algorithm the target chose (if it got that far).
-    Chap { algorithm: Option<ChapAlgorithm> },
+    /// CHAP, with the algorithm the target chose (if it got that far), and whether its
+    /// challenge had the length IET-derived targets use (see
+    /// [`crate::chap::ChapInitiator::iet_style_challenge`]).
+    Chap { algorithm: Option<ChapAlgorithm>, iet_style: bool },
 }
 
 fn auth_failed_message(c: &AuthContext) -> String {
@@ -218,10 +229,10 @@ fn auth_failed_message(c: &AuthContext) -> String {
             "authentication failed (status 0x0201): the target requires authentication, but none is configured for it"
                 .into()
         }
-        AuthContext::Chap { algorithm: Some(ChapAlgorithm::Sha256) } => {
+        AuthContext::Chap { algorithm: Some(ChapAlgorithm::Sha256), iet_style: true } => {
             "authentication failed (status 0x0201): the target rejected the CHAP credentials. It chose CHAP_A=7, \
-             which RFC 7143 defines as SHA-256 but tgtd and other IET-derived targets take as SHA1: if the \
-             username and secret are right, offer MD5 only"
+             which RFC 7143 defines as SHA-256, with a challenge of the length tgtd and other IET-derived targets \
+             send, which take 7 to mean SHA1: if the username and secret are right, offer MD5 only"
                 .into()
         }
         AuthContext::Chap { .. } => {
@@ -600,7 +611,12 @@ impl Login {
                 return Err(LoginError::AuthenticationIncomplete);
             }
             self.csg = Stage::Operational;
-            self.phase = LoginPhase::Operational;
+            let crc = |d: &[crate::negotiate::Digest]| d.contains(&crate::negotiate::Digest::Crc32c);
+            self.phase = if crc(&self.params.offer.header_digest) || crc(&self.params.offer.data_digest) {
+                LoginPhase::Operational
+            } else {
+                LoginPhase::OperationalWithoutDigests
+            };
             let mut next = answers;
             next.extend(self.negotiator.offers()?);
             return Ok(LoginStep::Send(self.queue(next, true, Stage::FullFeature)));
@@ -689,7 +705,7 @@ impl Login {
             (2, 0x01) => LoginError::AuthenticationFailed {
                 context: match &self.chap {
                     None => AuthContext::NoAuth,
-                    Some(c) => AuthContext::Chap { algorithm: c.chosen() },
+                    Some(c) => AuthContext::Chap { algorithm: c.chosen(), iet_style: c.iet_style_challenge() },
                 },
             },
             (2, 0x02) => LoginError::AuthorizationFailed,
@@ -1053,6 +1069,12 @@ mod tests {
                 return self.reply(req, out, req.transit, Stage::FullFeature);
             }
             self.op_offers = Some(keys.clone());
+            // LIO with digests required: an offer without CRC32C gets status 0x0200.
+            if self.digests == ["CRC32C"]
+                && keys.iter().any(|(k, v)| k.ends_with("Digest") && !text::parse_list(v).any(|d| d == "CRC32C"))
+            {
+                return self.fail(req, 2, 0x00);
+            }
             let num = |v: &str| text::parse_number("n", v).unwrap();
             for (k, v) in keys.iter() {
                 let ans = match k {
@@ -1171,6 +1193,24 @@ TargetName=iqn.2024-01.test:disk\0AuthMethod=None\0"
         assert!(matches!(e, LoginError::Negotiation(NegotiationError::Refused { key: "DataDigest", .. })), "{e}");
     }
 
+    /// A target that requires CRC32C and answers an offer without it with 0x0200 (LIO does):
+    /// the error names the digests, and only when we offered none.
+    #[test]
+    fn initiator_error_without_digests_names_them() {
+        let mut t = FakeTarget { digests: vec!["CRC32C"], ..FakeTarget::new() };
+        let e = run(params(Auth::None), &mut t).unwrap_err();
+        assert_eq!(e, LoginError::InitiatorError { during: LoginPhase::OperationalWithoutDigests });
+        let msg = e.to_string();
+        assert!(msg.contains("0x0200") && msg.contains("CRC32C") && msg.contains("header_digest"), "{msg}");
+        // Offering CRC32C, the same target logs in; the hint is for the no-digest offer only.
+        let mut t = FakeTarget { digests: vec!["CRC32C"], ..FakeTarget::new() };
+        let mut p = params(Auth::None);
+        p.offer.header_digest = vec![Digest::Crc32c, Digest::None];
+        p.offer.data_digest = vec![Digest::Crc32c, Digest::None];
+        done(run(p, &mut t));
+        assert!(!LoginPhase::Operational.to_string().contains("CRC32C"));
+    }
+
     #[test]
     fn one_way_chap_with_every_algorithm() {
         // Responses to id 42, secret "verysecretpassword", challenge 00..0f, computed with
@@ -1245,6 +1285,27 @@ TargetName=iqn.2024-01.test:disk\0AuthMethod=None\0"
         assert_eq!(t.requests.len(), 2);
     }
 
+    /// A target that numbers CHAP_A as RFC 7143 does (LIO: a 32-byte challenge for SHA-256)
+    /// and a wrong secret: the message says to check the credentials, without tgtd's quirk.
+    #[test]
+    fn wrong_secret_with_sha256_names_no_quirk() {
+        let mut t = FakeTarget::with_chap(TargetChap {
+            accepted: vec![7],
+            secret: b"some-other-secret",
+            challenge: (0u8..32).collect(),
+            ..TargetChap::default()
+        });
+        let e = run(params(chap(vec![ChapAlgorithm::Sha256], false)), &mut t).unwrap_err();
+        assert_eq!(
+            e,
+            LoginError::AuthenticationFailed {
+                context: AuthContext::Chap { algorithm: Some(ChapAlgorithm::Sha256), iet_style: false }
+            }
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("username and secret") && !msg.contains("tgtd"), "{msg}");
+    }
+
     #[test]
     fn short_challenge_is_refused() {
         let mut t = FakeTarget::with_chap(TargetChap { challenge: vec![1; 8], ..TargetChap::default() });
@@ -1254,10 +1315,16 @@ TargetName=iqn.2024-01.test:disk\0AuthMethod=None\0"
 
     #[test]
     fn tgtd_sha1_for_7_one_way_gives_a_hint() {
-        let tgtd = || TargetChap { accepted: vec![5, 7], iet_numbering: true, ..TargetChap::default() };
+        // tgtd's challenges are 25 to 49 bytes long.
+        let tgtd = || TargetChap { accepted: vec![5, 7], iet_numbering: true, challenge: (0u8..40).collect(), ..TargetChap::default() };
         let mut t = FakeTarget::with_chap(tgtd());
         let e = run(params(chap(vec![ChapAlgorithm::Sha256, ChapAlgorithm::Md5], false)), &mut t).unwrap_err();
-        assert_eq!(e, LoginError::AuthenticationFailed { context: AuthContext::Chap { algorithm: Some(ChapAlgorithm::Sha256) } });
+        assert_eq!(
+            e,
+            LoginError::AuthenticationFailed {
+                context: AuthContext::Chap { algorithm: Some(ChapAlgorithm::Sha256), iet_style: true }
+            }
+        );
         let msg = e.to_string();
         assert!(msg.contains("tgtd") && msg.contains("SHA1") && msg.contains("MD5 only"), "{msg}");
         assert_eq!(e.status(), Some(0x0201));

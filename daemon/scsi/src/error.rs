@@ -87,6 +87,30 @@ pub enum ScsiError {
     Malformed(#[from] DataError),
 }
 
+/// What to do with a command that did not succeed (see [`ScsiError::disposition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Send it again at once: the condition is cleared by being reported (UNIT ATTENTION) or
+    /// the command was not processed. Retries are counted and bounded.
+    RetryNow,
+    /// Send it again after a pause (BUSY, NOT READY while becoming ready or in an ALUA
+    /// transition), with backoff, until the command timeout.
+    RetryLater,
+    /// TASK SET FULL: like `RetryLater`, and send fewer commands at once for a while.
+    QueueFull,
+    /// Fails on this path; another path to the same logical unit may succeed.
+    PathError,
+    /// Fails; any path would give the same answer (medium, protection, space, invalid
+    /// request, reservation conflict).
+    TargetError,
+}
+
+impl Disposition {
+    pub fn is_retry(self) -> bool {
+        matches!(self, Disposition::RetryNow | Disposition::RetryLater | Disposition::QueueFull)
+    }
+}
+
 impl ScsiError {
     /// Classifies a command's outcome from its SCSI status byte and sense data (the sense bytes
     /// of the SCSI Response data segment, RFC 7143 §11.4.7; empty when none came).
@@ -119,53 +143,80 @@ impl ScsiError {
         }
     }
 
-    /// True when sending the same command again, on the same path, may succeed. Callers bound
-    /// the number of retries: tgtd, for one, reports an offline LU as "becoming ready" forever.
-    ///
-    /// Retryable, as in Linux's `scsi_check_sense` / `scsi_decide_disposition`:
-    /// - UNIT ATTENTION (the condition is cleared by being reported);
-    /// - deferred errors: the current command was not processed (SPC-4 §4.5.5);
-    /// - NOT READY 04/xx for transient states (becoming ready, format, rebuild, recalculation,
-    ///   operation, long write, self-test, ALUA transition, space allocation, start/stop,
-    ///   sanitize, configuration, depopulation in progress);
-    /// - ABORTED COMMAND, except protection information errors (ASC 0x10) which would recur;
-    /// - BUSY, TASK SET FULL, TASK ABORTED;
-    /// - CHECK CONDITION without usable sense (Linux gets the sense again and retries).
+    /// True when sending the same command again, on the same path, may succeed (see
+    /// [`ScsiError::disposition`]). Callers bound the retries: tgtd, for one, reports an
+    /// offline LU as "becoming ready" forever.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            ScsiError::CheckCondition(s) => {
-                if !s.current {
-                    return true;
-                }
-                match s.key {
-                    SenseKey::UnitAttention => true,
-                    SenseKey::NotReady => {
-                        s.asc == 0x04
-                            && matches!(
-                                s.ascq,
-                                0x01 | 0x04
-                                    | 0x05
-                                    | 0x06
-                                    | 0x07
-                                    | 0x08
-                                    | 0x09
-                                    | 0x0a
-                                    | 0x14
-                                    | 0x1a
-                                    | 0x1b
-                                    | 0x1d
-                                    | 0x24
-                            )
-                    }
-                    SenseKey::AbortedCommand => s.asc != 0x10,
-                    _ => false,
-                }
+        self.disposition().is_retry()
+    }
+
+    /// What to do with a command that ended with this error: the table Linux's SCSI midlayer
+    /// applies in `scsi_decide_disposition` / `scsi_check_sense`, with its `blk_path_error`
+    /// split of final failures into path and target errors (which multipath needs: a path
+    /// error may succeed through another path to the same LU, a target error would only
+    /// repeat there).
+    ///
+    /// | outcome | disposition | Linux |
+    /// |---|---|---|
+    /// | UNIT ATTENTION (any ASC: reporting clears it) | `RetryNow` | `NEEDS_RETRY` |
+    /// | deferred error (SPC-4 §4.5.5: this command was not processed) | `RetryNow` | `NEEDS_RETRY` |
+    /// | NO SENSE, ABORTED COMMAND (except ASC 0x10), TASK ABORTED, unusable sense | `RetryNow` | `NEEDS_RETRY` |
+    /// | NOT READY 04/01,04,05,06,07,08,09,14,1a,1b,1d,24 (in progress, becoming ready) and 04/0a (ALUA transition) | `RetryLater` | `ADD_TO_MLQUEUE` |
+    /// | BUSY | `RetryLater` | `ADD_TO_MLQUEUE` |
+    /// | TASK SET FULL | `QueueFull` | `ADD_TO_MLQUEUE`, queue depth lowered |
+    /// | NOT READY 04/0b, 04/0c (ALUA standby, unavailable), other NOT READY | `PathError` | `BLK_STS_TRANSPORT` / `IOERR` |
+    /// | ACA ACTIVE, unknown status | `PathError` | `BLK_STS_IOERR` |
+    /// | MEDIUM ERROR 11/xx, 13/xx, 14/xx | `TargetError` | `DID_MEDIUM_ERROR` |
+    /// | other MEDIUM ERROR | `PathError` | `BLK_STS_IOERR` |
+    /// | HARDWARE ERROR, DATA PROTECT, BLANK CHECK, COPY ABORTED, VOLUME OVERFLOW, MISCOMPARE | `TargetError` | `DID_TARGET_FAILURE` |
+    /// | ILLEGAL REQUEST 20,21,22,24,26,27/xx | `TargetError` | `DID_TARGET_FAILURE` |
+    /// | other ILLEGAL REQUEST (e.g. 25/00 LU not supported) | `PathError` | `BLK_STS_IOERR` |
+    /// | ABORTED COMMAND 10/xx (protection information) | `TargetError` | `BLK_STS_PROTECTION` |
+    /// | any key with ASC 27/07 or 55/03,06,07 (no space) | `TargetError` | `BLK_STS_NOSPC` |
+    /// | RESERVATION CONFLICT | `TargetError` | `BLK_STS_RESV_CONFLICT` |
+    /// | data that cannot be used | `TargetError` | |
+    pub fn disposition(&self) -> Disposition {
+        let s = match self {
+            ScsiError::CheckCondition(s) => s,
+            ScsiError::BadSense(_) | ScsiError::TaskAborted => return Disposition::RetryNow,
+            ScsiError::Busy => return Disposition::RetryLater,
+            ScsiError::TaskSetFull => return Disposition::QueueFull,
+            ScsiError::ReservationConflict | ScsiError::Malformed(_) => return Disposition::TargetError,
+            ScsiError::AcaActive | ScsiError::OtherStatus(_) => return Disposition::PathError,
+        };
+        if !s.current {
+            return Disposition::RetryNow;
+        }
+        if matches!((s.asc, s.ascq), (0x27, 0x07) | (0x55, 0x03 | 0x06 | 0x07)) {
+            return Disposition::TargetError;
+        }
+        match s.key {
+            SenseKey::UnitAttention | SenseKey::NoSense => Disposition::RetryNow,
+            SenseKey::AbortedCommand if s.asc == 0x10 => Disposition::TargetError,
+            SenseKey::AbortedCommand => Disposition::RetryNow,
+            SenseKey::NotReady
+                if s.asc == 0x04
+                    && matches!(
+                        s.ascq,
+                        0x01 | 0x04 | 0x05 | 0x06 | 0x07 | 0x08 | 0x09 | 0x0a | 0x14 | 0x1a | 0x1b | 0x1d | 0x24
+                    ) =>
+            {
+                Disposition::RetryLater
             }
-            ScsiError::BadSense(_) | ScsiError::Busy | ScsiError::TaskSetFull | ScsiError::TaskAborted => true,
-            ScsiError::ReservationConflict
-            | ScsiError::AcaActive
-            | ScsiError::OtherStatus(_)
-            | ScsiError::Malformed(_) => false,
+            SenseKey::NotReady => Disposition::PathError,
+            SenseKey::MediumError if matches!(s.asc, 0x11 | 0x13 | 0x14) => Disposition::TargetError,
+            SenseKey::MediumError => Disposition::PathError,
+            SenseKey::IllegalRequest if matches!(s.asc, 0x20 | 0x21 | 0x22 | 0x24 | 0x26 | 0x27) => {
+                Disposition::TargetError
+            }
+            SenseKey::IllegalRequest => Disposition::PathError,
+            SenseKey::HardwareError
+            | SenseKey::DataProtect
+            | SenseKey::BlankCheck
+            | SenseKey::CopyAborted
+            | SenseKey::VolumeOverflow
+            | SenseKey::Miscompare => Disposition::TargetError,
+            _ => Disposition::PathError,
         }
     }
 
@@ -253,6 +304,65 @@ mod tests {
         assert!(matches!(e, ScsiError::BadSense(DataError::Short { .. })));
         assert!(e.is_retryable());
         assert_eq!(e.errno(), libc::EIO);
+    }
+
+    /// The disposition table, row by row (see `ScsiError::disposition`).
+    #[test]
+    fn disposition_table() {
+        use Disposition::*;
+        use SenseKey::*;
+        let rows: &[(ScsiError, Disposition)] = &[
+            (cc(UnitAttention, 0x29, 0x00), RetryNow),
+            (cc(UnitAttention, 0x2a, 0x06), RetryNow),
+            (cc(UnitAttention, 0x3f, 0x0e), RetryNow),
+            (cc(NoSense, 0x00, 0x00), RetryNow),
+            (cc(AbortedCommand, 0x47, 0x00), RetryNow),
+            (cc(AbortedCommand, 0x4b, 0x00), RetryNow),
+            (cc(AbortedCommand, 0x10, 0x01), TargetError),
+            (ScsiError::TaskAborted, RetryNow),
+            (ScsiError::BadSense(DataError::Short { what: "sense", needed: 8, got: 0 }), RetryNow),
+            (cc(NotReady, 0x04, 0x01), RetryLater),
+            (cc(NotReady, 0x04, 0x04), RetryLater),
+            (cc(NotReady, 0x04, 0x0a), RetryLater),
+            (cc(NotReady, 0x04, 0x24), RetryLater),
+            (cc(NotReady, 0x04, 0x02), PathError),
+            (cc(NotReady, 0x04, 0x03), PathError),
+            (cc(NotReady, 0x04, 0x0b), PathError),
+            (cc(NotReady, 0x04, 0x0c), PathError),
+            (cc(NotReady, 0x3a, 0x00), PathError),
+            (ScsiError::Busy, RetryLater),
+            (ScsiError::TaskSetFull, QueueFull),
+            (ScsiError::AcaActive, PathError),
+            (ScsiError::OtherStatus(0x22), PathError),
+            (cc(MediumError, 0x11, 0x00), TargetError),
+            (cc(MediumError, 0x13, 0x00), TargetError),
+            (cc(MediumError, 0x14, 0x01), TargetError),
+            (cc(MediumError, 0x0c, 0x00), PathError),
+            (cc(HardwareError, 0x44, 0x00), TargetError),
+            (cc(DataProtect, 0x27, 0x00), TargetError),
+            (cc(DataProtect, 0x27, 0x07), TargetError),
+            (cc(IllegalRequest, 0x55, 0x03), TargetError),
+            (cc(BlankCheck, 0x00, 0x00), TargetError),
+            (cc(CopyAborted, 0x00, 0x00), TargetError),
+            (cc(VolumeOverflow, 0x00, 0x00), TargetError),
+            (cc(Miscompare, 0x1d, 0x00), TargetError),
+            (cc(IllegalRequest, 0x20, 0x00), TargetError),
+            (cc(IllegalRequest, 0x21, 0x00), TargetError),
+            (cc(IllegalRequest, 0x22, 0x00), TargetError),
+            (cc(IllegalRequest, 0x24, 0x00), TargetError),
+            (cc(IllegalRequest, 0x26, 0x00), TargetError),
+            (cc(IllegalRequest, 0x27, 0x00), TargetError),
+            (cc(IllegalRequest, 0x25, 0x00), PathError),
+            (ScsiError::ReservationConflict, TargetError),
+            (ScsiError::Malformed(DataError::Invalid { what: "x", reason: "y" }), TargetError),
+        ];
+        for (e, want) in rows {
+            assert_eq!(e.disposition(), *want, "{e}");
+        }
+        // A deferred error of any kind: this command was never run.
+        let mut s = Sense::new(MediumError, 0x11, 0x00);
+        s.current = false;
+        assert_eq!(ScsiError::CheckCondition(s).disposition(), RetryNow);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod status;
 
 pub use capacity::Capacity;
 pub use cdb::{Cdb, DataDirection};
-pub use error::{DataError, ScsiError};
+pub use error::{DataError, Disposition, ScsiError};
 pub use inquiry::{
     BlockDeviceCharacteristics, BlockLimits, Designator, DeviceType, LogicalBlockProvisioning, StandardInquiry, Wwid,
 };

@@ -85,6 +85,23 @@ impl Bhs for AsyncMessage {
     }
 }
 
+/// Largest Time2Wait / Time2Retain in seconds (RFC 7143 §13.19, §13.20: 0 to 3600).
+pub const TIME2_MAX: u16 = 3600;
+
+impl AsyncMessage {
+    /// Time2Wait of a "dropping connection(s)" event (§11.9.1: Parameter2), clamped to the
+    /// 0-3600 range of §13.19: a target that asks for more (65535) gets an hour at most.
+    pub fn time2wait(&self) -> u16 {
+        self.parameter2.min(TIME2_MAX)
+    }
+
+    /// Time2Retain of a "dropping connection(s)" event (§11.9.1: Parameter3), clamped to the
+    /// 0-3600 range of §13.20.
+    pub fn time2retain(&self) -> u16 {
+        self.parameter3.min(TIME2_MAX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +111,17 @@ mod tests {
         let b = super::super::roundtrip(&h);
         assert_eq!(b[36], 2);
         assert_eq!(&b[16..20], &[0xff; 4]);
+    }
+
+    /// §13.19 / §13.20: Time2Wait and Time2Retain range 0-3600; larger values are clamped.
+    #[test]
+    fn time2wait_and_time2retain_are_clamped() {
+        let mut h = AsyncMessage { lun: 0, stat_sn: 1, exp_cmd_sn: 2, max_cmd_sn: 3, event: AsyncEvent::DroppingConnection, vcode: 0, parameter1: 0, parameter2: 65535, parameter3: 65535 };
+        assert_eq!((h.time2wait(), h.time2retain()), (3600, 3600));
+        h.parameter2 = 2;
+        h.parameter3 = 20;
+        assert_eq!((h.time2wait(), h.time2retain()), (2, 20));
+        h.parameter2 = 3600;
+        assert_eq!(h.time2wait(), 3600);
     }
 }

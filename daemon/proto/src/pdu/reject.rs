@@ -31,6 +31,20 @@ impl Reject {
     pub fn rejected_itt(data: &[u8]) -> Option<u32> {
         (data.len() >= BHS_LEN).then(|| get32(data, 16))
     }
+
+    /// The rejected PDU's header. RFC 7143 §11.17.3: "the complete header of the rejected PDU"
+    /// is the data segment of every Reject; one without it cannot be tied to a task, so the
+    /// initiator cannot know what was rejected: a protocol error, for which the connection is
+    /// dropped and the session reinstated (§7.1.2, ErrorRecoveryLevel 0).
+    pub fn rejected_bhs(data: &[u8]) -> Result<&[u8; BHS_LEN], PduError> {
+        data.get(..BHS_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(PduError::InvalidField {
+                pdu: "Reject (RFC 7143 §11.17.3: it must carry the rejected PDU's header)",
+                field: "DataSegmentLength",
+                value: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            })
+    }
 }
 
 impl Bhs for Reject {
@@ -66,5 +80,17 @@ mod tests {
         assert_eq!(h.describe(), "invalid PDU field");
         assert_eq!(Reject::rejected_itt(&b), Some(RESERVED_TAG));
         assert_eq!(Reject::rejected_itt(&b[..10]), None);
+    }
+
+    /// §11.17.3: the data segment is the rejected PDU's whole header; shorter is an error.
+    #[test]
+    fn rejected_header_must_be_whole() {
+        let hdr = [0x41u8; BHS_LEN];
+        assert_eq!(Reject::rejected_bhs(&hdr), Ok(&hdr));
+        let mut longer = hdr.to_vec();
+        longer.extend_from_slice(&[0; 4]);
+        assert_eq!(Reject::rejected_bhs(&longer), Ok(&hdr));
+        assert!(Reject::rejected_bhs(&hdr[..47]).is_err());
+        assert!(Reject::rejected_bhs(&[]).is_err());
     }
 }

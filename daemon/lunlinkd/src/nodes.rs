@@ -586,7 +586,8 @@ impl NodeStore {
     }
 }
 
-fn render(node: &Node) -> Result<Vec<u8>, NodeError> {
+/// The text of a node record as the store writes it.
+pub fn render(node: &Node) -> Result<Vec<u8>, NodeError> {
     let body = toml::to_string(node).map_err(|e| NodeError::Invalid {
         key: "node".into(),
         message: format!("cannot be written as TOML: {e}"),
@@ -597,16 +598,22 @@ fn render(node: &Node) -> Result<Vec<u8>, NodeError> {
 /// Reads, parses and validates one record; the error text names line and key where it can.
 fn read_record(path: &Path) -> Result<Node, String> {
     let text = fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let mut node: Node = parse_toml(&text).map_err(|p| p.to_string())?;
+    parse_record(&text)
+}
+
+/// Parses and validates the text of one record (what [`NodeStore::load`] does with a file);
+/// the error text names line and key where it can.
+pub fn parse_record(text: &str) -> Result<Node, String> {
+    let mut node: Node = parse_toml(text).map_err(|p| p.to_string())?;
     // Hand-written records may leave the port out; store and compare the canonical form.
     node.portal = normalize_portal(&node.portal)
-        .map_err(|e| locate_setting(&text, InvalidSetting::new("portal", e.to_string())))?;
+        .map_err(|e| locate_setting(text, InvalidSetting::new("portal", e.to_string())))?;
     node.validate_fields().map_err(|e| match e {
         Refused::Node(NodeError::InvalidTarget { source, .. }) => {
-            locate_setting(&text, InvalidSetting::new("target", source.to_string()))
+            locate_setting(text, InvalidSetting::new("target", source.to_string()))
         }
         Refused::Node(e) => e.to_string(),
-        Refused::Setting(e) => locate_setting(&text, e),
+        Refused::Setting(e) => locate_setting(text, e),
     })?;
     Ok(node)
 }

@@ -12,18 +12,20 @@ export function ChapFields({ idPrefix, label, choices, value, onChange, disabled
     const needSecret = method === "chap" || method === "mutual";
     return (
         <>
-            <FormGroup role="radiogroup" isInline fieldId={`${idPrefix}-method`} label={label} isStack={false}>
-                {choices.map(([v, l]) => (
-                    <Radio
-                        key={v}
-                        id={`${idPrefix}-method-${v}`}
-                        name={`${idPrefix}-method`}
-                        label={l}
-                        isChecked={method === v}
-                        isDisabled={disabled}
-                        onChange={() => set("method", v)}
-                    />
-                ))}
+            <FormGroup role="radiogroup" fieldId={`${idPrefix}-method`} label={label}>
+                <div className="lunlink-radios">
+                    {choices.map(([v, l]) => (
+                        <Radio
+                            key={v}
+                            id={`${idPrefix}-method-${v}`}
+                            name={`${idPrefix}-method`}
+                            label={l}
+                            isChecked={method === v}
+                            isDisabled={disabled}
+                            onChange={() => set("method", v)}
+                        />
+                    ))}
+                </div>
                 {hint && <FormHelperText><HelperText><HelperTextItem>{hint}</HelperTextItem></HelperText></FormHelperText>}
             </FormGroup>
             {needSecret && (

@@ -6,6 +6,7 @@
 import { useSyncExternalStore } from "react";
 
 const cockpit = window.cockpit;
+const _ = cockpit.gettext;
 
 export const NAME = "org.lunlink.Initiator1";
 export const ROOT = "/org/lunlink/Initiator1";
@@ -37,6 +38,7 @@ class Store {
         this.listeners = new Set();
         this.scheduled = false;
         this.generation = 0;
+        this.retries = 0;
         this.connect();
     }
 
@@ -75,9 +77,23 @@ class Store {
             set.addEventListener("changed", changed);
             set.addEventListener("removed", changed);
         }
-        Promise.allSettled([this.manager.wait(), this.nodes.wait(), this.sessions.wait(), this.luns.wait()]).then(() => {
+        Promise.allSettled([this.manager.wait(), this.nodes.wait(), this.sessions.wait(), this.luns.wait()]).then(results => {
             if (!live()) return;
             this.loaded = true;
+            const failed = results.find(r => r.status === "rejected");
+            if (failed && this.owner !== null && !(this.manager && this.manager.valid)) {
+                // The name has an owner but its Manager object did not arrive with the first
+                // answer (seen right after lunlinkd or the page starts): its properties usually
+                // come a moment later; if not, start over a few times, then say so.
+                if (this.retries < 5) {
+                    this.retries++;
+                    window.setTimeout(() => live() && !this.manager.valid && this.reconnect(), 500 * this.retries);
+                } else {
+                    this.problem = { problem: "not-found", message: _("lunlinkd does not answer on the system bus") };
+                }
+            } else if (!failed) {
+                this.retries = 0;
+            }
             this.schedule();
         });
         this.problem = null;
@@ -114,15 +130,18 @@ class Store {
                 if (typeof m[name] === "function") methods.add(name);
             }
         }
+        // Whether lunlinkd runs: the bus says who owns the name; until the Manager's properties
+        // have arrived it is not known yet (null), unless nobody owns the name.
         let running = null;
         if (this.owner === null) running = false;
         else if (m && m.valid) running = true;
-        else if (this.loaded) running = false;
+        else if (this.loaded && this.problem) running = false;
         const list = set => Object.keys(set)
                 .map(k => set[k])
                 .filter(p => p && p.valid)
                 .map(plain)
-                .sort((a, b) => a.path.localeCompare(b.path, undefined, { numeric: true }));
+                .sort((a, b) => (a.Target || "").localeCompare(b.Target || "") || (a.Portal || "").localeCompare(b.Portal || "") ||
+                    a.path.localeCompare(b.path, undefined, { numeric: true }));
         this.snapshot = {
             running,
             ready: this.loaded,
@@ -167,6 +186,8 @@ class Store {
 }
 
 export const store = new Store();
+// For a look from the browser console.
+window.lunlink = { store };
 
 export function useStore() {
     return useSyncExternalStore(store.subscribe, store.getSnapshot);

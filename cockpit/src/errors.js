@@ -7,7 +7,7 @@ const _ = cockpit.gettext;
 export const PREFIX = "org.lunlink.Initiator1.Error.";
 
 const WORDS = {
-    AuthenticationFailed: _("Authentication failed: the target did not accept the CHAP name or secret"),
+    AuthenticationFailed: _("Authentication failed: the target wants other CHAP credentials"),
     TargetNotFound: _("The portal does not offer this target"),
     ConnectionFailed: _("Cannot connect to the portal"),
     Timeout: _("No answer in time"),

@@ -15,10 +15,17 @@ import { formatBytes, variantText } from "./util.js";
 const cockpit = window.cockpit;
 const _ = cockpit.gettext;
 
-function Pairs({ entries, id }) {
+function Pairs({ entries, id, columns }) {
     if (!entries.length) return <p className="lunlink-muted">—</p>;
     return (
-        <DescriptionList isHorizontal isCompact id={id} className="lunlink-pairs">
+        <DescriptionList
+            isHorizontal
+            isCompact
+            id={id}
+            className="lunlink-pairs"
+            horizontalTermWidthModifier={{ default: columns ? "15rem" : "9rem" }}
+            columnModifier={columns ? { default: "1Col", md: "2Col", xl: "3Col" } : undefined}
+        >
             {entries.map(([k, v]) => (
                 <DescriptionListGroup key={k}>
                     <DescriptionListTerm>{k}</DescriptionListTerm>
@@ -183,7 +190,7 @@ export function SessionDetails({ snap, id }) {
                 <StackItem>
                     <Card id="session-parameters">
                         <CardTitle component="h2">{_("Negotiated parameters")}</CardTitle>
-                        <CardBody><Pairs entries={params} id="parameters" /></CardBody>
+                        <CardBody><Pairs entries={params} id="parameters" columns /></CardBody>
                     </Card>
                 </StackItem>
                 <StackItem>

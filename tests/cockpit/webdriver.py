@@ -97,23 +97,32 @@ class Browser:
         return wait_until(f"a visible element {css!r}", visible, timeout)
 
     def click(self, css, timeout=20.0):
-        el = self.find(css, timeout)
-        # Enabled and not covered: retry while an animation or a re-render is in the way.
+        # Retry while an animation or a re-render is in the way (a re-render replaces elements:
+        # find it again each time).
         def clicked():
+            el = self.find(css, timeout)
             try:
                 self._cmd("POST", f"/element/{el}/click", {})
                 return True
             except WebDriverError as e:
-                if "not interactable" in str(e) or "click intercepted" in str(e):
+                if any(m in str(e) for m in ("not interactable", "click intercepted", "stale element")):
                     return False
                 raise
         wait_until(f"{css!r} to take a click", clicked, timeout)
 
     def type(self, css, text, clear=True):
-        el = self.find(css)
-        if clear:
-            self._cmd("POST", f"/element/{el}/clear", {})
-        self._cmd("POST", f"/element/{el}/value", {"text": text})
+        def typed():
+            el = self.find(css)
+            try:
+                if clear:
+                    self._cmd("POST", f"/element/{el}/clear", {})
+                self._cmd("POST", f"/element/{el}/value", {"text": text})
+                return True
+            except WebDriverError as e:
+                if "stale element" in str(e):
+                    return False
+                raise
+        wait_until(f"typing into {css!r}", typed, 20)
 
     def text(self, css):
         el = self.find(css)

@@ -144,7 +144,9 @@ class Store {
                     a.path.localeCompare(b.path, undefined, { numeric: true }));
         this.snapshot = {
             running,
-            ready: this.loaded,
+            // Once shown, the views stay (with what a person typed) while a reconnect reads
+            // the objects again.
+            ready: this.loaded || this.shown,
             problem: this.problem,
             manager: m && m.valid ? { path: ROOT, ...m.data } : null,
             managerMethods: methods,
@@ -152,6 +154,7 @@ class Store {
             sessions: list(this.sessions),
             luns: list(this.luns),
         };
+        if (this.loaded) this.shown = true;
         for (const l of this.listeners) l();
     }
 

@@ -39,12 +39,12 @@ export function LunTable({ luns, label }) {
         <Table aria-label={label} variant="compact" borders className="lunlink-luns">
             <Thead>
                 <Tr>
-                    <Th modifier="wrap">{_("LUN")}</Th>
-                    <Th modifier="wrap">{_("Size")}</Th>
-                    <Th modifier="wrap">{_("Vendor / product")}</Th>
-                    <Th modifier="wrap">{_("Device")}</Th>
-                    <Th modifier="wrap">{_("By-path name")}</Th>
-                    <Th modifier="wrap">{_("Used by")}</Th>
+                    <Th modifier="wrap" width={10}>{_("LUN")}</Th>
+                    <Th modifier="wrap" width={10}>{_("Size")}</Th>
+                    <Th modifier="wrap" width={15}>{_("Vendor / product")}</Th>
+                    <Th modifier="wrap" width={30}>{_("Device")}</Th>
+                    <Th modifier="wrap" width={20}>{_("By-path name")}</Th>
+                    <Th modifier="wrap" width={15}>{_("Used by")}</Th>
                 </Tr>
             </Thead>
             <Tbody>

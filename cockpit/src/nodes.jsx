@@ -1,6 +1,6 @@
 import React, { useContext, useState } from "react";
 import {
-    Alert, Button, Card, CardBody, CardTitle, EmptyState, EmptyStateBody, EmptyStateHeader, Form, FormGroup,
+    Alert, Button, Card, CardBody, CardTitle, EmptyState, Flex, EmptyStateBody, EmptyStateHeader, Form, FormGroup,
     FormHelperText, FormSelect, FormSelectOption, HelperText, HelperTextItem, Modal, PageSection, Switch, TextInput,
 } from "@patternfly/react-core";
 import { Table, Thead, Tbody, Tr, Th, Td } from "@patternfly/react-table";
@@ -203,8 +203,10 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
             <Td dataLabel={_("Authentication")}>{authText(node)}</Td>
             <Td dataLabel={_("Session")}>{session ? <StateLabel state={session.State} /> : <span className="lunlink-muted">{_("Not logged in")}</span>}</Td>
             <Td isActionCell className="lunlink-actions">
-                <Button variant="secondary" size="sm" onClick={onSettings} isDisabled={!canChange} id={`node-settings-${id}`} aria-label={cockpit.format(_("Settings of $0"), node.Target)}>{_("Settings")}</Button>{" "}
-                <Button variant="secondary" isDanger size="sm" onClick={onDelete} isDisabled={!canChange} id={`node-delete-${id}`} aria-label={cockpit.format(_("Delete $0"), node.Target)}>{_("Delete")}</Button>
+                <Flex flexWrap={{ default: "nowrap" }} spaceItems={{ default: "spaceItemsSm" }} justifyContent={{ default: "justifyContentFlexEnd" }}>
+                    <Button variant="secondary" size="sm" onClick={onSettings} isDisabled={!canChange} id={`node-settings-${id}`} aria-label={cockpit.format(_("Settings of $0"), node.Target)}>{_("Settings")}</Button>
+                    <Button variant="secondary" isDanger size="sm" onClick={onDelete} isDisabled={!canChange} id={`node-delete-${id}`} aria-label={cockpit.format(_("Delete $0"), node.Target)}>{_("Delete")}</Button>
+                </Flex>
             </Td>
         </Tr>
     );

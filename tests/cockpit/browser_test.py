@@ -16,7 +16,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from services import Services  # noqa: E402
+from services import Services, free_port  # noqa: E402
 from webdriver import Browser, wait_until  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -92,7 +92,11 @@ class PageTest:
 
     def test_discover_connect_all(self):
         self.view("add")
+        # Nothing listens there: the error says so beside the Discover button.
         self.b.type("#discover-host", "127.0.0.1")
+        self.b.type("#discover-port", str(self.svc.unused_port))
+        self.b.click("#discover")
+        self.b.wait_text("#discover-error", "Cannot connect to the portal")
         self.b.type("#discover-port", str(self.svc.tgt_port))
         self.b.click("#discover")
         self.b.find("#targets-table")
@@ -183,6 +187,7 @@ class PageTest:
         self.wait_result(EXTRA, "Connected")
 
     def test_session_details(self):
+        self.open("connections")
         self.b.click(f'#sessions-table tbody[data-session="{PLAIN}"] a')
         self.b.wait_text("#session-title", PLAIN)
         self.b.wait_text("#parameters", "MaxBurstLength")
@@ -264,6 +269,30 @@ class PageTest:
         self.b.wait_js("the light theme", "return !document.documentElement.classList.contains('pf-v5-theme-dark')")
         self.b.js("localStorage.removeItem('shell:style');")
 
+    def test_in_cockpit_shell(self):
+        # The page as people meet it: in Cockpit's shell, from its menu entry.
+        self.b.set_window(1280, 1180)
+        self.b.go(f"{self.svc.cockpit}/system")
+        self.b.click('a[href="/lunlink"]')
+        self.b.frame('iframe[name="cockpit1:localhost/lunlink"]')
+        self.b.wait_text("#initiator-name", "iqn.")
+        for t in (PLAIN, CHAP, MUTUAL, EXTRA):
+            self.b.wait_text("#sessions-table", t)
+        self.b.frame(None)
+        self.shot("13-shell-light", top=False)
+        # The shell's dark style reaches the page (Cockpit keeps it in localStorage).
+        self.b.js("localStorage.setItem('shell:style', 'dark');")
+        self.b.refresh()
+        self.b.frame('iframe[name="cockpit1:localhost/lunlink"]')
+        self.b.wait_js("the page in the shell to turn dark", "return document.documentElement.classList.contains('pf-v5-theme-dark')")
+        self.b.wait_text("#sessions-table", PLAIN)
+        self.b.click('.lunlink-tabs a[href="#/nodes"]')
+        self.b.wait_text("#nodes-table", PLAIN)
+        self.b.frame(None)
+        self.shot("14-shell-dark-nodes", top=False)
+        self.b.js("localStorage.removeItem('shell:style');")
+        self.b.set_window(1280, 1000)
+
     def test_no_csp_violation(self):
         bad = [e for e in self.b.log()
                if "Content Security Policy" in e.get("message", "") or
@@ -282,6 +311,7 @@ def main():
             print(f"browser_test: {path} is missing", file=sys.stderr)
             return 1
     os.environ["PATH"] += ":/usr/sbin:/sbin"
+    shutil.rmtree(SHOTS, ignore_errors=True)
     os.makedirs(SHOTS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="lunlink-cockpit-")
     started = time.monotonic()
@@ -297,6 +327,8 @@ def main():
             (4, EXTRA, 16, None, None),
         ])
         svc.start_lunlinkd()
+        svc.unused_port, lock = free_port()  # leased, never bound: connection refused
+        svc.locks.append(lock)
         manifests = json.loads(svc.start_cockpit(DIST))
         label = manifests["lunlink"]["menu"]["index"]["label"]
         assert label == "iSCSI Initiator", label
@@ -307,8 +339,9 @@ def main():
         t = PageTest(svc, browser)
         scenarios = [
             t.test_landing, t.test_discover_connect_all, t.test_ctl_login_appears, t.test_default_auth_write_only,
-            t.test_connect_chap_targets, t.test_default_auth_back_to_none, t.test_sessions_table, t.test_session_details,
-            t.test_disconnect_selected, t.test_select_all, t.test_node_startup_persisted, t.test_dark_theme,
+            t.test_connect_chap_targets, t.test_default_auth_back_to_none, t.test_sessions_table, t.test_in_cockpit_shell,
+            t.test_session_details, t.test_disconnect_selected, t.test_select_all, t.test_node_startup_persisted,
+            t.test_dark_theme,
             t.test_no_csp_violation,
         ]
         for s in scenarios:

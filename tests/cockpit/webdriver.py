@@ -114,9 +114,10 @@ class Browser:
         def typed():
             el = self.find(css)
             try:
-                if clear:
-                    self._cmd("POST", f"/element/{el}/clear", {})
-                self._cmd("POST", f"/element/{el}/value", {"text": text})
+                # Select all and delete, as a person would: WebDriver's "clear" empties the
+                # field without the input event that React listens to.
+                prefix = "\ue009a\ue000\ue003" if clear else ""
+                self._cmd("POST", f"/element/{el}/value", {"text": prefix + text})
                 return True
             except WebDriverError as e:
                 if "stale element" in str(e):
@@ -140,6 +141,14 @@ class Browser:
 
     def wait_js(self, what, script, *args, timeout=30.0):
         return wait_until(what, lambda: self.js(script, *args), timeout)
+
+    def frame(self, css=None):
+        """Switches into the iframe matching css, or back to the top document with None."""
+        if css is None:
+            self._cmd("POST", "/frame", {"id": None})
+        else:
+            el = self.find(css)
+            self._cmd("POST", "/frame", {"id": {ELEMENT: el}})
 
     def screenshot(self, path):
         png = base64.b64decode(self._cmd("GET", "/screenshot"))

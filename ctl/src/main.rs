@@ -4,6 +4,7 @@
 //! failure (see [`exit`]) and `--json` gives machine-readable output for scripts and tests.
 
 mod auth;
+mod docs;
 mod exit;
 mod model;
 mod output;
@@ -121,6 +122,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Package build only (scripts/package): the man page and completions, see docs.rs.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 3 && argv[1] == docs::FLAG {
+        return match docs::generate(std::path::Path::new(&argv[2])) {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                eprintln!("lunlinkctl: cannot write the documentation: {e}");
+                ExitCode::from(exit::FAILURE)
+            }
+        };
+    }
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

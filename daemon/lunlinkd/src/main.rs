@@ -9,6 +9,8 @@ use lunlinkd::config::Config;
 use lunlinkd::manager::Manager;
 use lunlinkd::{dbus_api, initiator_name};
 
+mod docs;
+
 #[derive(Parser, Debug)]
 #[command(name = "lunlinkd", version, about = "lunlink iSCSI initiator daemon")]
 struct Args {
@@ -95,6 +97,17 @@ async fn wait_for_signal() {
 }
 
 fn main() -> ExitCode {
+    // Package build only (scripts/package): the man pages, see docs.rs.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 3 && argv[1] == docs::FLAG {
+        return match docs::generate(std::path::Path::new(&argv[2])) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lunlinkd: cannot write the man pages: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

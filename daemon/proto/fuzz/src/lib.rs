@@ -225,7 +225,9 @@ pub fn negotiate(data: &[u8]) {
     assert!(p.max_outstanding_r2t >= 1 && p.max_outstanding_r2t <= offer.max_outstanding_r2t, "{p:?}");
     assert!(p.max_connections >= 1 && p.max_connections <= offer.max_connections, "{p:?}");
     assert!(p.error_recovery_level <= offer.error_recovery_level, "{p:?}");
-    if !discovery {
+    // Session-wide (LO) keys are negotiated on the leading connection only (§13); another
+    // connection's results for them are the defaults, whatever we would offer.
+    if !discovery && leading {
         assert!(p.initial_r2t || !offer.initial_r2t, "InitialR2T=Yes OR anything is Yes: {p:?}");
         assert!(!p.immediate_data || offer.immediate_data, "ImmediateData=No AND anything is No: {p:?}");
     }

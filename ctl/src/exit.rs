@@ -27,6 +27,8 @@ pub const LOGIN_REFUSED: u8 = 8;
 pub const PERMISSION: u8 = 9;
 /// The request is not supported by lunlinkd or the target.
 pub const NOT_SUPPORTED: u8 = 10;
+/// `login --all`: at least one node failed (each is named on stderr).
+pub const SOME_FAILED: u8 = 11;
 
 /// The exit status table for `--help`.
 pub const HELP: &str = "\
@@ -41,7 +43,9 @@ Exit status:
    7  target unreachable: connection to the portal failed or timed out
    8  login refused by the target for another reason
    9  permission denied by the bus policy
-  10  not supported";
+  10  not supported
+  11  login --all: at least one node failed to log in (one line per failed node on
+      stderr); the nodes that logged in stay logged in";
 
 /// Failures found by lunlinkctl itself, before or without asking the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,9 @@ pub enum CtlError {
     /// A name matches several objects; the message lists them.
     #[error("{0}")]
     Ambiguous(String),
+    /// Some of several operations failed; each was reported already.
+    #[error("{0}")]
+    SomeFailed(String),
     /// The bus could not be reached at all.
     #[error("cannot connect to {bus}")]
     Unreachable {
@@ -72,6 +79,7 @@ impl CtlError {
             CtlError::Invalid(_) | CtlError::Ambiguous(_) => INVALID,
             CtlError::NotFound(_) => NOT_FOUND,
             CtlError::Unreachable { .. } => DAEMON_UNREACHABLE,
+            CtlError::SomeFailed(_) => SOME_FAILED,
         }
     }
 }
@@ -162,6 +170,7 @@ mod tests {
             LOGIN_REFUSED,
             PERMISSION,
             NOT_SUPPORTED,
+            SOME_FAILED,
         ] {
             assert!(
                 HELP.contains(&format!("{code:>4}  ")),

@@ -45,7 +45,11 @@ pub struct SessionInfo {
     pub commands: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// Commands that failed to their caller, after retries.
     pub errors: u64,
+    /// Commands sent again after a retryable SCSI status.
+    pub retries: u64,
+    pub unit_attentions: u64,
 }
 
 /// A LUN as listed by `luns`.
@@ -66,6 +70,12 @@ pub struct LunInfo {
     /// Vanished from the target while its device is in use.
     pub offline: bool,
     pub session: Option<String>,
+    /// The target of the LUN's session.
+    pub target: String,
+    /// The stable /dev/disk/by-path name of the device; empty without a device.
+    pub by_path: String,
+    /// The /dev/disk/by-id names of the device.
+    pub by_id: Vec<String>,
 }
 
 /// Every node, session and LUN, sorted for stable output.
@@ -98,6 +108,19 @@ fn path(p: &Props, key: &str) -> Option<String> {
     let v = p.get(key)?;
     let o = <&lunlink_dbus::zvariant::ObjectPath<'_>>::try_from(v).ok()?;
     (o.as_str() != NO_OBJECT_PATH).then(|| o.to_string())
+}
+
+fn strings(p: &Props, key: &str) -> Vec<String> {
+    match p.get(key).map(|v| &**v) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| match v {
+                Value::Str(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn paths(p: &Props, key: &str) -> Vec<String> {
@@ -190,6 +213,8 @@ impl Snapshot {
                     bytes_read: num(p, "BytesRead"),
                     bytes_written: num(p, "BytesWritten"),
                     errors: num(p, "Errors"),
+                    retries: num(p, "Retries"),
+                    unit_attentions: num(p, "UnitAttentions"),
                 });
             }
             if let Some(p) = ifaces.get(LUN_INTERFACE) {
@@ -208,6 +233,9 @@ impl Snapshot {
                     device_error: s(p, "DeviceError"),
                     offline: num(p, "Offline"),
                     session: path(p, "Session"),
+                    target: s(p, "Target"),
+                    by_path: s(p, "ByPath"),
+                    by_id: strings(p, "ById"),
                 });
             }
         }
@@ -223,6 +251,13 @@ impl Snapshot {
             .collect();
         let rank = |l: &LunInfo| l.session.as_deref().and_then(|s| order.get(s).copied());
         let mut luns = std::mem::take(&mut snap.luns);
+        for l in &mut luns {
+            if l.target.is_empty() {
+                if let Some(s) = l.session.as_deref().and_then(|p| snap.sessions.iter().find(|s| s.path == p)) {
+                    l.target = s.target.clone();
+                }
+            }
+        }
         luns.sort_by(|a, b| (rank(a), a.lun, &a.path).cmp(&(rank(b), b.lun, &b.path)));
         snap.luns = luns;
         snap

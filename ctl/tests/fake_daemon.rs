@@ -99,6 +99,26 @@ impl Manager {
         Ok(vec![path(SESSION)])
     }
 
+    async fn login_all_with_results(
+        &self,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<Vec<(OwnedObjectPath, OwnedObjectPath, String, String)>, Error> {
+        let o = Options::from_dict(&options, Call::LoginAll)?;
+        log(
+            &self.log,
+            format!("LoginAllWithResults automatic_only={:?}", o.automatic_only),
+        );
+        Ok(vec![
+            (
+                path("/org/lunlink/Initiator1/node/1"),
+                path("/"),
+                "org.lunlink.Initiator1.Error.AuthenticationFailed".into(),
+                format!("login to {A} on 192.0.2.1:3260 failed: the target rejected the CHAP credentials"),
+            ),
+            (path("/org/lunlink/Initiator1/node/2"), path(SESSION), String::new(), String::new()),
+        ])
+    }
+
     async fn logout(
         &self,
         session: ObjectPath<'_>,
@@ -617,13 +637,22 @@ fn lunlinkctl_against_a_stand_in_daemon() {
     assert!(calls_text().contains(&format!("Login {A} portal= user=u1 pass=right")));
     let r = ctl(addr, &["login", A, "--auth-file", "-"], "password=x\n");
     assert_eq!(r.code, 2, "{}", r.stderr);
-    let all = json(&ctl(
-        addr,
-        &["login", "--all", "--automatic-only", "--json"],
-        "",
-    ));
-    assert_eq!(all[0]["target"], B);
-    assert!(calls_text().contains("LoginAll automatic_only=Some(true)"));
+    // login --all: one line per failed node on stderr, exit 11, every node in --json.
+    let r = ctl(addr, &["login", "--all", "--automatic-only", "--json"], "");
+    assert_eq!(r.code, 11, "{}", r.stderr);
+    let all: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(all[0]["target"], A);
+    assert_eq!(all[0]["session"], serde_json::Value::Null);
+    assert_eq!(all[0]["error"], "org.lunlink.Initiator1.Error.AuthenticationFailed");
+    assert_eq!(all[1]["target"], B);
+    assert_eq!(all[1]["session"], SESSION);
+    assert!(
+        r.stderr.contains(&format!("lunlinkctl: login to {A} on 192.0.2.1:3260 failed: the target rejected the CHAP credentials [AuthenticationFailed]")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("1 of 2 logins failed"), "{}", r.stderr);
+    assert!(calls_text().contains("LoginAllWithResults automatic_only=Some(true)"));
 
     // Logout: in use unless forced.
     let r = ctl(addr, &["logout", B], "");

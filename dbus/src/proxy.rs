@@ -54,6 +54,13 @@ pub trait Manager {
     /// Log in to every node (or only the automatic ones); returns the sessions.
     fn login_all(&self, options: &HashMap<&str, Value<'_>>) -> Result<Vec<OwnedObjectPath>, Error>;
 
+    /// Log in to every node (or only the automatic ones), in parallel; one result per node:
+    /// (node, session or "/", D-Bus error name or "", message or "").
+    fn login_all_with_results(
+        &self,
+        options: &HashMap<&str, Value<'_>>,
+    ) -> Result<Vec<(OwnedObjectPath, OwnedObjectPath, String, String)>, Error>;
+
     /// Log out of a session (RFC 7143 §11.14); `InUse` while a device is held, unless `force`.
     fn logout(
         &self,
@@ -212,10 +219,18 @@ pub trait Session {
     #[zbus(property(emits_changed_signal = "false"))]
     fn bytes_written(&self) -> Result<u64, Error>;
 
-    /// Commands that failed.
+    /// Commands that failed to their caller, after retries.
     /// Changes with every command, so it is never signalled: read it when needed.
     #[zbus(property(emits_changed_signal = "false"))]
     fn errors(&self) -> Result<u64, Error>;
+
+    /// Commands sent again after a retryable SCSI status (UNIT ATTENTION, BUSY, ...).
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn retries(&self) -> Result<u64, Error>;
+
+    /// UNIT ATTENTION conditions the target reported.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn unit_attentions(&self) -> Result<u64, Error>;
 }
 
 /// `org.lunlink.Initiator1.Lun`: one logical unit of a session and its block device.
@@ -275,6 +290,18 @@ pub trait Lun {
     /// The session this LUN belongs to.
     #[zbus(property)]
     fn session(&self) -> Result<OwnedObjectPath, Error>;
+
+    /// The target of the LUN's session.
+    #[zbus(property)]
+    fn target(&self) -> Result<String, Error>;
+
+    /// The /dev/disk/by-path name of the block device; empty without a device.
+    #[zbus(property)]
+    fn by_path(&self) -> Result<String, Error>;
+
+    /// The /dev/disk/by-id names of the block device; empty without a device or identifier.
+    #[zbus(property)]
+    fn by_id(&self) -> Result<Vec<String>, Error>;
 }
 
 #[cfg(test)]

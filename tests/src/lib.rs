@@ -4,6 +4,8 @@
 //!   wrappers for targets, LUNs, CHAP, portals, connections and fault injection, and
 //!   [`TargetSpec`] to re-create targets after [`Tgtd::restart`].
 //! - [`Bus`]: a private dbus-daemon with a system-bus policy.
+//! - [`FakeTarget`]: a scriptable misbehaving target (silent, lying, refusing), for the cases
+//!   where the target is what misbehaves.
 //! - [`iscsi_ls`] and friends: libiscsi's tools as a reference initiator.
 //! - [`wait_until`], [`free_loopback_port`], [`require_tools`], [`run_with_timeout`].
 //!
@@ -12,12 +14,14 @@
 //! `scripts/install-deps` instead of skipping it. Needs root (tgtd), no async runtime.
 
 mod bus;
+mod fake_target;
 mod libiscsi;
 mod lock;
 mod tgtd;
 mod util;
 
 pub use bus::Bus;
+pub use fake_target::{FakeTarget, Fault, FAKE_LUN_BYTES, FAKE_TARGET_NAME};
 pub use libiscsi::{iscsi_ls, iscsi_ls_size_label, parse_iscsi_ls, ListedLun, ListedTarget};
 pub use lock::{free_loopback_port, reserve_loopback_port, PortLease, LOCK_DIR};
 pub use tgtd::{LunSpec, TargetSpec, TgtError, Tgtd};

@@ -37,12 +37,16 @@ pub struct Args {
     pub auth: AuthArgs,
 }
 
-/// One session made by `login --all`.
+/// What `login --all` did for one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoggedIn {
     pub target: String,
     pub portal: String,
-    pub session: String,
+    /// The session, None when the login failed.
+    pub session: Option<String>,
+    /// The D-Bus error name when the login failed.
+    pub error: Option<String>,
+    pub message: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -70,39 +74,66 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     write_stdout(&format!("{}\n", session.as_str()))
 }
 
+/// Every node at once (the daemon runs the logins in parallel): the sessions made on stdout,
+/// one line per failed node on stderr, and exit 11 when any failed.
 async fn run_all(ctx: &Ctx, automatic_only: bool) -> anyhow::Result<()> {
     let mut opts = Options::new();
     if automatic_only {
         opts = opts.automatic_only(true);
     }
-    let sessions = ctx
+    let results = ctx
         .manager()
         .await?
-        .login_all(&opts.to_dict())
+        .login_all_with_results(&opts.to_dict())
         .await
         .context("login failed")?;
     let snap = ctx.snapshot().await?;
-    let rows: Vec<LoggedIn> = sessions
+    let rows: Vec<LoggedIn> = results
         .iter()
-        .map(|p| {
-            let info = snap.session_at(p.as_str());
+        .map(|(node, session, error, message)| {
+            let n = snap.nodes.iter().find(|n| n.path == node.as_str());
+            let ok = session.as_str() != lunlink_dbus::NO_OBJECT_PATH;
             LoggedIn {
-                target: info.map(|s| s.target.clone()).unwrap_or_default(),
-                portal: info.map(|s| s.portal.clone()).unwrap_or_default(),
-                session: p.to_string(),
+                target: n.map(|n| n.target.clone()).unwrap_or_default(),
+                portal: n.map(|n| n.portal.clone()).unwrap_or_default(),
+                session: ok.then(|| session.to_string()),
+                error: (!ok).then(|| error.clone()),
+                message: (!ok).then(|| message.clone()),
             }
         })
         .collect();
-    if ctx.out.json {
-        return ctx.out.json(&rows);
+    let failed: Vec<&LoggedIn> = rows.iter().filter(|r| r.session.is_none()).collect();
+    for f in &failed {
+        eprintln!("lunlinkctl: {}", failure_line(f));
     }
-    write_stdout(&render_all(&rows, ctx.out.legend))
+    if ctx.out.json {
+        ctx.out.json(&rows)?;
+    } else {
+        write_stdout(&render_all(&rows, ctx.out.legend))?;
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(CtlError::SomeFailed(format!("{} of {} logins failed", failed.len(), rows.len())).into())
+}
+
+/// One line for a failed node: the daemon's message names target and portal; the error's
+/// short name follows in brackets for scripts that grep.
+fn failure_line(r: &LoggedIn) -> String {
+    let name = r.error.as_deref().unwrap_or_default();
+    let short = name.rsplit('.').next().unwrap_or(name);
+    let msg = r.message.as_deref().filter(|m| !m.is_empty()).unwrap_or(short);
+    if msg.contains(&r.target) {
+        format!("{msg} [{short}]")
+    } else {
+        format!("login to {} on {} failed: {msg} [{short}]", r.target, r.portal)
+    }
 }
 
 pub fn render_all(rows: &[LoggedIn], legend: bool) -> String {
     let mut t = Table::new(&["TARGET", "PORTAL", "SESSION"], "sessions");
-    for r in rows {
-        t.row(vec![r.target.clone(), r.portal.clone(), r.session.clone()]);
+    for r in rows.iter().filter(|r| r.session.is_some()) {
+        t.row(vec![r.target.clone(), r.portal.clone(), r.session.clone().unwrap_or_default()]);
     }
     t.render(legend)
 }

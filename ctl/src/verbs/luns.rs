@@ -12,21 +12,23 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
     write_stdout(&render(&snap, ctx.out.legend))
 }
 
-/// LUN VENDOR PRODUCT SIZE WWID DEVICE; a LUN without a device shows "-" (the reason is in
-/// `--json` as device_error).
+/// TARGET LUN VENDOR PRODUCT SIZE WWID DEVICE BY-PATH; a LUN without a device shows "-"
+/// (the reason is in `--json` as device_error).
 pub fn render(snap: &Snapshot, legend: bool) -> String {
     let mut t = Table::new(
-        &["LUN", "VENDOR", "PRODUCT", "SIZE", "WWID", "DEVICE"],
+        &["TARGET", "LUN", "VENDOR", "PRODUCT", "SIZE", "WWID", "DEVICE", "BY-PATH"],
         "LUNs",
     );
     for l in &snap.luns {
         t.row(vec![
+            l.target.clone(),
             l.lun.to_string(),
             l.vendor.clone(),
             l.product.clone(),
             format_size(l.size),
             l.wwid.clone(),
             if l.offline { format!("{} (offline)", l.device) } else { l.device.clone() },
+            l.by_path.clone(),
         ]);
     }
     t.render(legend)
@@ -39,8 +41,8 @@ mod tests {
     #[test]
     fn table() {
         let expected = "\
-LUN  VENDOR   PRODUCT  SIZE      WWID         DEVICE
-0    LIO-ORG  disk     10.0 GiB  naa.6001405  /dev/ublkb0
+TARGET                     LUN  VENDOR   PRODUCT  SIZE      WWID         DEVICE       BY-PATH
+iqn.2026-01.org.example:b  0    LIO-ORG  disk     10.0 GiB  naa.6001405  /dev/ublkb0  -
 
 1 LUNs listed.
 ";

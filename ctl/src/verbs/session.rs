@@ -83,6 +83,8 @@ pub fn render(snap: &Snapshot, s: &SessionInfo) -> String {
         .add("Read", format_size(s.bytes_read))
         .add("Written", format_size(s.bytes_written))
         .add("Errors", s.errors.to_string())
+        .add("Retries", s.retries.to_string())
+        .add("Attentions", s.unit_attentions.to_string())
         .lines("LUNs", luns)
         .lines("Parameters", params);
     f.render()

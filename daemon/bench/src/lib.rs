@@ -112,10 +112,23 @@ pub struct Target {
     pub auth: Auth,
     pub offer: Offer,
     pub queue_depth: u16,
+    pub timeouts: Timeouts,
 }
 
-/// Time allowed for TEST UNIT READY and READ CAPACITY after login.
-const SETUP_LIMIT: Duration = Duration::from_secs(30);
+/// Time allowed for reading back what `--verify` wrote, at least.
+const VERIFY_LIMIT: Duration = Duration::from_secs(60);
+
+/// The longest a whole run may take: login, setup, the run and its grace, the verify pass
+/// and logout. A target that stops answering cannot hold the benchmark longer.
+pub fn bound(req: &Request, t: &Timeouts) -> Duration {
+    let verify = if req.verify { VERIFY_LIMIT.max(req.duration) } else { Duration::ZERO };
+    t.login + setup_limit(t) + req.duration + req.grace + verify + t.logout
+}
+
+/// Time allowed for TEST UNIT READY and READ CAPACITY after login: one command timeout.
+fn setup_limit(t: &Timeouts) -> Duration {
+    t.command.unwrap_or(Duration::from_secs(30))
+}
 
 /// Logs in and learns the LU's capacity (clearing the UNIT ATTENTION every new nexus reports).
 pub async fn connect(t: &Target, lun: u16) -> Result<(Session, Capacity), BenchError> {
@@ -130,8 +143,9 @@ pub async fn connect(t: &Target, lun: u16) -> Result<(Session, Capacity), BenchE
         offer: t.offer.clone(),
         isid,
         queue_depth: t.queue_depth,
-        timeouts: Timeouts::default(),
+        timeouts: t.timeouts.clone(),
     };
+    let setup = setup_limit(&t.timeouts);
     let session = Session::login(cfg).await.map_err(|source| BenchError::Login {
         target: t.target.clone(),
         portal: t.portal.to_string(),
@@ -142,13 +156,13 @@ pub async fn connect(t: &Target, lun: u16) -> Result<(Session, Capacity), BenchE
         session.test_unit_ready(lun).await.map_err(|e| lu_err(format!("TEST UNIT READY failed: {e}")))?;
         session.read_capacity(lun).await.map_err(|e| lu_err(format!("READ CAPACITY failed: {e}")))
     };
-    match tokio::time::timeout(SETUP_LIMIT, probe).await {
+    match tokio::time::timeout(setup, probe).await {
         Ok(Ok(cap)) => Ok((session, cap)),
         Ok(Err(e)) => {
-            let _ = tokio::time::timeout(SETUP_LIMIT, session.logout()).await;
+            let _ = tokio::time::timeout(setup, session.logout()).await;
             Err(e)
         }
-        Err(_) => Err(lu_err(format!("no answer to TEST UNIT READY / READ CAPACITY within {SETUP_LIMIT:?}"))),
+        Err(_) => Err(lu_err(format!("no answer to TEST UNIT READY / READ CAPACITY within {setup:?}"))),
     }
 }
 

@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use lunlink_bench::{auth, connect, plan, BenchError, Outcome, Pattern, Plan, Request, Target};
-use lunlink_engine::{Auth, Digest, Offer, Portal};
+use lunlink_engine::{Auth, Digest, Offer, Portal, Timeouts};
 
 /// Exit status when the run completed but IOs failed or --verify found mismatches.
 const EXIT_IO_ERRORS: u8 = 3;
+/// The run did not end within its bound (see `bound`): the target stopped answering.
+const EXIT_GAVE_UP: u8 = 4;
 
 /// The system allocator, counting allocations so the report can show that the data path makes
 /// none (one relaxed atomic add per allocation).
@@ -54,7 +56,9 @@ static GLOBAL: CountingAlloc = CountingAlloc;
     version,
     about = "Drive one LUN through lunlink's session engine and measure IOPS, latency and CPU per IO",
     after_help = "Exit status: 0 all IOs succeeded, 1 the run could not start (login, LU, arguments), \
-                  2 usage error, 3 the run completed but IOs failed or --verify found mismatches.\n\
+                  2 usage error, 3 the run completed but IOs failed or --verify found mismatches, \
+                  4 gave up: the run did not end within login + setup + --seconds + --grace + verify + \
+                  logout time (the target stopped answering).\n\
                   CHAP secrets come from --auth-file only (username=, password=, reverse-username=, \
                   reverse-password= lines), never from the command line."
 )]
@@ -111,6 +115,13 @@ struct Args {
     /// Seconds an unanswered command is waited for after the end before it counts as failed.
     #[arg(long, value_name = "S", default_value_t = 10.0)]
     grace: f64,
+    /// Login timeout in seconds (each login and relogin).
+    #[arg(long, value_name = "S", default_value_t = 15)]
+    login_timeout: u32,
+    /// Command timeout in seconds: a command older than this is aborted; also the time
+    /// allowed for TEST UNIT READY and READ CAPACITY after login.
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    command_timeout: u32,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -162,6 +173,14 @@ fn target(a: &Args) -> Result<Target, BenchError> {
         offer.header_digest = vec![Digest::Crc32c];
         offer.data_digest = vec![Digest::Crc32c];
     }
+    if !(1..=3600).contains(&a.login_timeout) || !(1..=3600).contains(&a.command_timeout) {
+        return Err(BenchError::Invalid("--login-timeout and --command-timeout must be 1 to 3600 seconds".into()));
+    }
+    let timeouts = Timeouts {
+        login: Duration::from_secs(a.login_timeout.into()),
+        command: Some(Duration::from_secs(a.command_timeout.into())),
+        ..Timeouts::default()
+    };
     Ok(Target {
         portal,
         target: a.target.clone(),
@@ -169,6 +188,7 @@ fn target(a: &Args) -> Result<Target, BenchError> {
         auth,
         offer,
         queue_depth: a.qd.max(1),
+        timeouts,
     })
 }
 
@@ -365,7 +385,8 @@ fn run(args: &Args) -> Result<ExitCode, BenchError> {
     let req = request(args)?;
     let tgt = target(args)?;
     let rt = runtime(args.threads)?;
-    rt.block_on(async {
+    let bound = lunlink_bench::bound(&req, &tgt.timeouts);
+    let work = async {
         let (session, cap) = connect(&tgt, req.lun).await?;
         let plan = match plan(&req, &cap) {
             Ok(p) => p,
@@ -395,5 +416,20 @@ fn run(args: &Args) -> Result<ExitCode, BenchError> {
             print!("{}", report.text());
         }
         Ok(if report.errors() > 0 { ExitCode::from(EXIT_IO_ERRORS) } else { ExitCode::SUCCESS })
-    })
+    };
+    // Whatever the target does, the benchmark ends: past its bound it says so and exits.
+    let r = rt.block_on(async { tokio::time::timeout(bound, work).await });
+    // Tasks still waiting for a silent target are dropped with the runtime, without waiting.
+    rt.shutdown_background();
+    match r {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!(
+                "lunlink-bench: gave up after {} s: the run did not end within its bound (login, setup, run, grace, \
+                 verify and logout); the target stopped answering",
+                bound.as_secs()
+            );
+            Ok(ExitCode::from(EXIT_GAVE_UP))
+        }
+    }
 }

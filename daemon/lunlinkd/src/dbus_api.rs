@@ -20,7 +20,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{interface, Connection};
 
 use crate::config;
-use crate::manager::{Change, DaemonError, LunId, Manager, NodeId, SessionId, Settings};
+use crate::manager::{bounded, Change, DaemonError, LunId, Manager, NodeId, SessionId, Settings, FILE_IO_LIMIT};
 use crate::nodes::Startup;
 
 fn map_err(e: DaemonError) -> Error {
@@ -60,6 +60,12 @@ fn id_of(p: &OwnedObjectPath, kind: &str) -> Result<u64, Error> {
         .strip_prefix(&format!("{ROOT_PATH}/{kind}/"))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::InvalidArgument(format!("{} is not a lunlink {kind} object", p.as_str())))
+}
+
+/// Logout within its bound (see `Manager::logout_bound`).
+async fn bounded_logout(m: &Ctx, id: SessionId, force: bool) -> Result<(), DaemonError> {
+    let m2 = m.m.clone();
+    bounded(m.logout_bound(id), "logout", async move { m2.logout(id, force).await }).await
 }
 
 /// Converts a validated options dictionary into the manager's settings.
@@ -149,32 +155,69 @@ impl ManagerIface {
     #[zbus(out_args("targets"))]
     async fn discover(&self, portal: &str, options: OptionsDict) -> Result<Vec<(String, String, u16)>, Error> {
         let (s, _) = settings(&options, Call::Discover)?;
-        self.m.reply(self.m.discover(portal, &s).await).await
+        let (m, portal) = (self.m.m.clone(), portal.to_owned());
+        let what = format!("discovery on {portal}");
+        let r = bounded(self.m.discover_bound(), what, async move { m.discover(&portal, &s).await }).await;
+        self.m.reply(r).await
     }
 
     #[zbus(out_args("session"))]
     async fn login(&self, target: &str, portal: &str, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
         let (s, _) = settings(&options, Call::Login)?;
-        self.m.reply(self.m.m.login(target, portal, &s).await.map(session_path)).await
+        let (m, target, portal) = (self.m.m.clone(), target.to_owned(), portal.to_owned());
+        let what = format!("login to {target}");
+        let r = bounded(self.m.login_bound(None), what, async move { m.login(&target, &portal, &s).await }).await;
+        self.m.reply(r.map(session_path)).await
     }
 
     #[zbus(out_args("sessions"))]
     async fn login_all(&self, options: OptionsDict) -> Result<Vec<OwnedObjectPath>, Error> {
         let (_, o) = settings(&options, Call::LoginAll)?;
-        let ids = self.m.m.login_all(o.automatic_only.unwrap_or(false)).await;
-        self.m.reply(ids.map(|ids| ids.into_iter().map(session_path).collect())).await
+        let (m, auto) = (self.m.m.clone(), o.automatic_only.unwrap_or(false));
+        let bound = self.m.login_all_bound(self.m.node_ids().len());
+        let r = bounded(bound, "LoginAll", async move { m.login_all(auto).await }).await;
+        self.m.reply(r.map(|ids| ids.into_iter().map(session_path).collect())).await
+    }
+
+    /// LoginAll that says for every node what happened: (node, session or "/", error name or
+    /// "", message or ""). Logins run in parallel.
+    #[zbus(out_args("results"))]
+    async fn login_all_with_results(
+        &self,
+        options: OptionsDict,
+    ) -> Result<Vec<(OwnedObjectPath, OwnedObjectPath, String, String)>, Error> {
+        let (_, o) = settings(&options, Call::LoginAll)?;
+        let (m, auto) = (self.m.m.clone(), o.automatic_only.unwrap_or(false));
+        let bound = self.m.login_all_bound(self.m.node_ids().len());
+        let r = bounded(bound, "LoginAll", async move { Ok(m.login_each(auto).await) }).await;
+        let rows = r.map(|rows| {
+            rows.into_iter()
+                .map(|(node, r)| match r {
+                    Ok(sid) => (node_path(node), session_path(sid), String::new(), String::new()),
+                    Err(e) => {
+                        let e = map_err(e);
+                        let name = zbus::DBusError::name(&e).to_string();
+                        let msg = zbus::DBusError::description(&e).unwrap_or_default().to_owned();
+                        (node_path(node), no_path(), name, msg)
+                    }
+                })
+                .collect()
+        });
+        self.m.reply(rows).await
     }
 
     async fn logout(&self, session: OwnedObjectPath, options: OptionsDict) -> Result<(), Error> {
         let (_, o) = settings(&options, Call::Logout)?;
         let id = id_of(&session, "session")?;
-        self.m.reply(self.m.logout(id, o.force.unwrap_or(false)).await).await
+        self.m.reply(bounded_logout(&self.m, id, o.force.unwrap_or(false)).await).await
     }
 
     #[zbus(out_args("node"))]
     async fn create_node(&self, target: &str, portal: &str, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
         let (s, _) = settings(&options, Call::CreateNode)?;
-        self.m.reply(self.m.create_node(target, portal, &s).await.map(node_path)).await
+        let (m, target, portal) = (self.m.m.clone(), target.to_owned(), portal.to_owned());
+        let r = bounded(FILE_IO_LIMIT, "CreateNode", async move { m.create_node(&target, &portal, &s).await }).await;
+        self.m.reply(r.map(node_path)).await
     }
 
     async fn set_default_auth(
@@ -184,7 +227,9 @@ impl ManagerIface {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), Error> {
         let (s, _) = settings(&options, Call::SetDefaultAuth)?;
-        self.m.reply(self.m.set_default_auth(scope, &s).await).await?;
+        let (m, scope) = (self.m.m.clone(), scope.to_owned());
+        let r = bounded(FILE_IO_LIMIT, "SetDefaultAuth", async move { m.set_default_auth(&scope, &s).await }).await;
+        self.m.reply(r).await?;
         // Never the secrets: only the method and the user name are properties.
         let r = async {
             self.default_auth_method_changed(&emitter).await?;
@@ -242,16 +287,21 @@ impl NodeIface {
     #[zbus(out_args("session"))]
     async fn login(&self, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
         let (s, _) = settings(&options, Call::Login)?;
-        self.m.reply(self.m.m.login_node(self.id, &s).await.map(session_path)).await
+        let (m, id) = (self.m.m.clone(), self.id);
+        let r = bounded(self.m.login_bound(Some(id)), "login", async move { m.login_node(id, &s).await }).await;
+        self.m.reply(r.map(session_path)).await
     }
     /// Returns when the change takes effect: `now` or `next-login`.
     #[zbus(out_args("takes_effect"))]
     async fn update(&self, options: OptionsDict) -> Result<String, Error> {
         let (s, _) = settings(&options, Call::NodeUpdate)?;
-        self.m.reply(self.m.update_node(self.id, &s).await.map(str::to_owned)).await
+        let (m, id) = (self.m.m.clone(), self.id);
+        let r = bounded(FILE_IO_LIMIT, "Update", async move { m.update_node(id, &s).await }).await;
+        self.m.reply(r.map(str::to_owned)).await
     }
     async fn delete(&self) -> Result<(), Error> {
-        self.m.reply(self.m.delete_node(self.id).await).await
+        let (m, id) = (self.m.m.clone(), self.id);
+        self.m.reply(bounded(FILE_IO_LIMIT, "Delete", async move { m.delete_node(id).await }).await).await
     }
     /// Target, portal and tag identify the node: they never change.
     #[zbus(property(emits_changed_signal = "const"))]
@@ -303,10 +353,11 @@ impl SessionIface {
 impl SessionIface {
     async fn logout(&self, options: OptionsDict) -> Result<(), Error> {
         let (_, o) = settings(&options, Call::Logout)?;
-        self.m.reply(self.m.logout(self.id, o.force.unwrap_or(false)).await).await
+        self.m.reply(bounded_logout(&self.m, self.id, o.force.unwrap_or(false)).await).await
     }
     async fn rescan(&self) -> Result<(), Error> {
-        self.m.reply(self.m.rescan(self.id).await).await
+        let (m, id) = (self.m.m.clone(), self.id);
+        self.m.reply(bounded(self.m.rescan_bound(id), "Rescan", async move { m.rescan(id).await }).await).await
     }
     #[zbus(property(emits_changed_signal = "const"))]
     fn target(&self) -> zbus::fdo::Result<String> {
@@ -390,9 +441,23 @@ impl SessionIface {
     fn bytes_written(&self) -> zbus::fdo::Result<u64> {
         Ok(self.view()?.bytes_written)
     }
+    /// Commands that failed to their caller, after retries (unit attentions and retried
+    /// statuses are not errors: see Retries, UnitAttentions).
     #[zbus(property(emits_changed_signal = "false"))]
     fn errors(&self) -> zbus::fdo::Result<u64> {
         Ok(self.view()?.errors)
+    }
+    /// Commands sent again after a retryable SCSI status (UNIT ATTENTION, BUSY, TASK SET
+    /// FULL, becoming ready, ...).
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn retries(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.view()?.retries)
+    }
+    /// UNIT ATTENTION conditions the target reported (news such as a reset or a changed LUN
+    /// inventory, not failures).
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn unit_attentions(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.view()?.unit_attentions)
     }
 }
 
@@ -462,6 +527,25 @@ impl LunIface {
     #[zbus(property(emits_changed_signal = "const"))]
     fn session(&self) -> zbus::fdo::Result<OwnedObjectPath> {
         Ok(session_path(self.view()?.session))
+    }
+    /// The target this LUN belongs to (its session's).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn target(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.target)
+    }
+    /// The stable /dev/disk/by-path name of the block device (open-iscsi's form), empty
+    /// while there is no device.
+    #[zbus(property)]
+    fn by_path(&self) -> zbus::fdo::Result<String> {
+        let v = self.view()?;
+        Ok(if v.device.is_empty() { String::new() } else { crate::device::by_path(&v.target, &v.portal, v.info.lun) })
+    }
+    /// The stable /dev/disk/by-id names of the block device (from the LU's VPD 0x83
+    /// identifier), empty while there is no device or the LU has no identifier.
+    #[zbus(property)]
+    fn by_id(&self) -> zbus::fdo::Result<Vec<String>> {
+        let v = self.view()?;
+        Ok(if v.device.is_empty() { Vec::new() } else { crate::device::by_id(&v.info.wwid) })
     }
 }
 
@@ -543,6 +627,8 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
                         let e = r.signal_emitter();
                         let i = r.get().await;
                         i.device_changed(e).await?;
+                        i.by_path_changed(e).await?;
+                        i.by_id_changed(e).await?;
                         i.device_error_changed(e).await?;
                         i.offline_changed(e).await?;
                         i.size_changed(e).await?;

@@ -625,6 +625,25 @@ fn udev_safe(s: &str) -> String {
         .collect()
 }
 
+/// The /dev/disk/by-path name systemd/90-lunlink.rules gives the device of LUN `lun` of
+/// `target` reached through `portal` (open-iscsi's form, so fstab lines carry over).
+pub fn by_path(target: &str, portal: &str, lun: u16) -> String {
+    format!("/dev/disk/by-path/ip-{}-iscsi-{}-lun-{lun}", udev_safe(portal), udev_safe(target))
+}
+
+/// The /dev/disk/by-id names the rule gives a device whose LU has identifier `wwid`.
+pub fn by_id(wwid: &str) -> Vec<String> {
+    if wwid.is_empty() {
+        return Vec::new();
+    }
+    let mut v = Vec::new();
+    if let Some(hex) = wwid.strip_prefix("naa.").filter(|h| h.chars().all(|c| c.is_ascii_hexdigit())) {
+        v.push(format!("/dev/disk/by-id/wwn-0x{hex}"));
+    }
+    v.push(format!("/dev/disk/by-id/lunlink-{}", udev_safe(wwid)));
+    v
+}
+
 impl Ident {
     /// KEY=value lines for `IMPORT{file}` in systemd/90-lunlink.rules.
     fn udev_env(&self) -> String {

@@ -79,6 +79,7 @@ impl DaemonError {
                 }
                 _ => DaemonError::LoginFailed(msg),
             },
+            EngineError::ClosedDuringSecurity { .. } => DaemonError::AuthenticationFailed(msg),
             EngineError::Resolve { .. }
             | EngineError::Connect { .. }
             | EngineError::Io { .. }
@@ -196,7 +197,11 @@ pub struct SessionView {
     pub commands: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// Commands that failed to their caller (after retries).
     pub errors: u64,
+    /// Commands sent again after a retryable status (unit attention, BUSY, ...).
+    pub retries: u64,
+    pub unit_attentions: u64,
     pub timeouts: config::Timeouts,
 }
 
@@ -209,6 +214,9 @@ pub struct LunView {
     pub device_error: String,
     pub session: SessionId,
     pub offline: bool,
+    /// The session's target and portal (the path this LUN is reached by).
+    pub target: String,
+    pub portal: String,
 }
 
 struct NodeEntry {
@@ -312,6 +320,39 @@ impl State {
 
 /// DeviceError of a LUN while its block device is being made.
 const DEVICE_CREATING: &str = "the block device is being created";
+
+/// Bound of operations on lunlink's own files and state (node records, defaults): they
+/// never wait for a target.
+pub const FILE_IO_LIMIT: Duration = Duration::from_secs(10);
+/// Time on top of a bound derived from the target timeouts, for the daemon's own work
+/// (records, block devices, the bus).
+const SLACK: Duration = Duration::from_secs(5);
+/// The post-login LUN scan's budget when commands have no timeout (`command = 0`).
+const PROBE_LIMIT: Duration = Duration::from_secs(30);
+/// Logins that LoginAll runs at once.
+const LOGIN_PARALLEL: usize = 16;
+
+/// Runs `work` as a task of its own and waits for it at most `bound`. Past the bound the
+/// caller gets a Timeout naming `what`, while the work goes on in the background (stopping it
+/// halfway could leave a session or a device half made).
+pub async fn bounded<T: Send + 'static>(
+    bound: Duration,
+    what: impl std::fmt::Display,
+    work: impl std::future::Future<Output = Result<T, DaemonError>> + Send + 'static,
+) -> Result<T, DaemonError> {
+    let task = tokio::spawn(work);
+    match tokio::time::timeout(bound, task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(DaemonError::Failed(format!("{what} failed inside lunlinkd: {e}"))),
+        Err(_) => Err(DaemonError::Timeout(format!(
+            "{what} did not finish within {} s; it goes on in the background",
+            bound.as_secs()
+        ))),
+    }
+}
+
+/// What LoginAll did for one node.
+pub type LoginResult = (NodeId, Result<SessionId, DaemonError>);
 
 pub struct Manager {
     config: Config,
@@ -521,6 +562,8 @@ impl Manager {
             bytes_read: ld(&stats.bytes_read),
             bytes_written: ld(&stats.bytes_written),
             errors: ld(&stats.errors),
+            retries: ld(&stats.retries),
+            unit_attentions: ld(&stats.unit_attentions),
             timeouts: e.timeouts.clone(),
         })
     }
@@ -532,6 +575,10 @@ impl Manager {
             .info
             .capacity
             .map_or((0, 0), |c| (c.bytes(), c.block_size));
+        let (target, portal) = st.sessions.get(&e.session).map_or_else(Default::default, |s| {
+            let i = s.session.info();
+            (i.target_name, i.portal)
+        });
         Some(LunView {
             info: e.info.clone(),
             size,
@@ -540,6 +587,8 @@ impl Manager {
             device_error: e.device_error.clone(),
             session: e.session,
             offline: e.offline,
+            target,
+            portal,
         })
     }
 
@@ -866,17 +915,87 @@ impl Manager {
         self.emit(Change::NodeChanged(id));
         tracing::info!(target = %node.target, portal = %node.portal, session = sid, "logged in");
         self.spawn_monitor(sid, &session);
-        if let Err(e) = self.rescan(sid).await {
-            tracing::warn!(session = sid, "LUN scan failed: {e}");
+        // The scan runs as a task of its own: a target that stops answering now makes the
+        // Login call fail within its bound, while the session and the scan go on.
+        let probe = Self::probe_limit(&timeouts);
+        let scan = {
+            let me = self.clone();
+            tokio::spawn(async move { me.rescan(sid).await })
+        };
+        match tokio::time::timeout(probe, scan).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(session = sid, "LUN scan failed: {e}"),
+            Ok(Err(e)) => tracing::warn!(session = sid, "LUN scan failed: {e}"),
+            Err(_) => {
+                tracing::warn!(session = sid, "the LUN scan did not finish within {probe:?}; it goes on");
+                return Err(DaemonError::Timeout(format!(
+                    "logged in to {} on {}, but the target did not answer the LUN scan (REPORT LUNS, INQUIRY) \
+                     within {} s; the session stays, its State shows whether it is reconnecting, and the scan \
+                     goes on: log the session out to give up",
+                    node.target,
+                    node.portal,
+                    probe.as_secs()
+                )));
+            }
         }
         Ok(sid)
+    }
+
+    /// The LUN scan's share of a login's bound: one command timeout.
+    fn probe_limit(t: &config::Timeouts) -> Duration {
+        Some(t.command_timeout()).filter(|d| !d.is_zero()).unwrap_or(PROBE_LIMIT)
+    }
+
+    /// How long a Login of `node` (or of the slowest node when None) may take: its login
+    /// timeout, then one command timeout for the LUN scan, plus slack. LoginAll, running
+    /// `LOGIN_PARALLEL` logins at once, takes this once per round of them.
+    pub fn login_bound(&self, node: Option<NodeId>) -> Duration {
+        let st = self.lock();
+        let one = |t: &config::Timeouts| t.login_timeout() + Self::probe_limit(t);
+        let nodes: Vec<config::Timeouts> = match node {
+            Some(id) => st.nodes.get(&id).map(|n| n.node.effective_timeouts(&self.config.timeouts)).into_iter().collect(),
+            None => st.nodes.values().map(|n| n.node.effective_timeouts(&self.config.timeouts)).collect(),
+        };
+        nodes.iter().map(one).max().unwrap_or_else(|| one(&self.config.timeouts)) + SLACK
+    }
+
+    /// Bound of LoginAll over `n` nodes.
+    pub fn login_all_bound(&self, n: usize) -> Duration {
+        let rounds = u32::try_from(n.div_ceil(LOGIN_PARALLEL).max(1)).unwrap_or(u32::MAX);
+        self.login_bound(None) * rounds
+    }
+
+    /// Bound of Discover: the login of the discovery session, then the SendTargets exchange,
+    /// each within the login timeout.
+    pub fn discover_bound(&self) -> Duration {
+        self.config.timeouts.login_timeout() * 2 + SLACK
+    }
+
+    /// Bound of Logout: devices go first (their IO in flight gets one command timeout), then
+    /// the logout exchange.
+    pub fn logout_bound(&self, sid: SessionId) -> Duration {
+        let t = self.lock().sessions.get(&sid).map_or_else(|| self.config.timeouts.clone(), |e| e.timeouts.clone());
+        t.logout_timeout() + Self::probe_limit(&t) + SLACK
+    }
+
+    /// Bound of Rescan: REPORT LUNS and the probes of new LUNs, one command timeout.
+    pub fn rescan_bound(&self, sid: SessionId) -> Duration {
+        let t = self.lock().sessions.get(&sid).map_or_else(|| self.config.timeouts.clone(), |e| e.timeouts.clone());
+        Self::probe_limit(&t) + SLACK
     }
 
     /// Watches a session's events: failures change its state, LUN inventory changes rescan.
     fn spawn_monitor(self: &Arc<Self>, sid: SessionId, session: &Session) {
         let mut events = session.subscribe();
         let me = Arc::downgrade(self);
+        // The connection may have changed state between the login and the subscription
+        // (a target that drops the connection at once): start from where it stands now.
+        let now = session.link_state();
         tokio::spawn(async move {
+            if now != engine::LinkState::LoggedIn {
+                let Some(m) = me.upgrade() else { return };
+                m.link_changed(sid, now);
+            }
             loop {
                 let ev = match events.recv().await {
                     Ok(ev) => ev,
@@ -904,27 +1023,7 @@ impl Manager {
                         }
                         return;
                     }
-                    SessionEvent::State(link) => {
-                        let new = match link {
-                            engine::LinkState::LoggedIn => SessionState::LoggedIn,
-                            engine::LinkState::Reconnecting => SessionState::Reconnecting,
-                            engine::LinkState::Down => SessionState::Failed,
-                        };
-                        let changed = {
-                            let mut st = m.lock();
-                            match st.sessions.get_mut(&sid) {
-                                Some(e) if e.state != SessionState::LoggingOut && e.state != new => {
-                                    e.state = new;
-                                    true
-                                }
-                                _ => false,
-                            }
-                        };
-                        if changed {
-                            tracing::info!(session = sid, state = new.as_str(), "session state");
-                            m.emit(Change::SessionChanged(sid));
-                        }
-                    }
+                    SessionEvent::State(link) => m.link_changed(sid, link),
                     SessionEvent::ScsiAsync { lun, sense } | SessionEvent::UnitAttention { lun, sense } => {
                         let parsed = lunlink_scsi::Sense::parse(&sense).ok();
                         if let (Some(true), Some(n)) =
@@ -954,8 +1053,31 @@ impl Manager {
         });
     }
 
-    /// Logs in to `target` on `portal` (or on every known portal when empty); returns the
-    /// first session.
+    /// Shows a session's connection state on its object.
+    fn link_changed(&self, sid: SessionId, link: engine::LinkState) {
+        let new = match link {
+            engine::LinkState::LoggedIn => SessionState::LoggedIn,
+            engine::LinkState::Reconnecting => SessionState::Reconnecting,
+            engine::LinkState::Down => SessionState::Failed,
+        };
+        let changed = {
+            let mut st = self.lock();
+            match st.sessions.get_mut(&sid) {
+                Some(e) if e.state != SessionState::LoggingOut && e.state != new => {
+                    e.state = new;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            tracing::info!(session = sid, state = new.as_str(), "session state");
+            self.emit(Change::SessionChanged(sid));
+        }
+    }
+
+    /// Logs in to `target` on `portal` (or on every known portal when empty, all at once);
+    /// returns the first session.
     pub async fn login(
         self: &Arc<Self>,
         target: &str,
@@ -965,8 +1087,8 @@ impl Manager {
         let ids = self.find_nodes(target, portal)?;
         let mut first = None;
         let mut last_err = None;
-        for id in ids {
-            match self.login_node(id, s).await {
+        for (_, r) in self.login_nodes(ids, s).await {
+            match r {
                 Ok(sid) => {
                     first.get_or_insert(sid);
                 }
@@ -982,11 +1104,33 @@ impl Manager {
         }
     }
 
-    /// Logs in to every node (or every automatic one); failures are logged and skipped.
-    pub async fn login_all(
-        self: &Arc<Self>,
-        automatic_only: bool,
-    ) -> Result<Vec<SessionId>, DaemonError> {
+    /// Logs in to `ids`, `LOGIN_PARALLEL` at a time; results in the order of `ids`.
+    async fn login_nodes(self: &Arc<Self>, ids: Vec<NodeId>, s: &Settings) -> Vec<LoginResult> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(LOGIN_PARALLEL));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, id) in ids.iter().copied().enumerate() {
+            let (me, s, gate) = (self.clone(), s.clone(), gate.clone());
+            tasks.spawn(async move {
+                let _turn = gate.acquire_owned().await;
+                (i, me.login_node(id, &s).await)
+            });
+        }
+        let mut out: Vec<Option<Result<SessionId, DaemonError>>> = ids.iter().map(|_| None).collect();
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok((i, r)) => out[i] = Some(r),
+                Err(e) => tracing::error!("a login task failed: {e}"),
+            }
+        }
+        ids.into_iter()
+            .zip(out)
+            .map(|(id, r)| (id, r.unwrap_or_else(|| Err(DaemonError::Failed("the login task failed inside lunlinkd".into())))))
+            .collect()
+    }
+
+    /// Logs in to every node (or every automatic one), `LOGIN_PARALLEL` at a time, and says
+    /// for each node what happened.
+    pub async fn login_each(self: &Arc<Self>, automatic_only: bool) -> Vec<LoginResult> {
         let ids: Vec<NodeId> = {
             let st = self.lock();
             st.nodes
@@ -995,19 +1139,31 @@ impl Manager {
                 .map(|(id, _)| *id)
                 .collect()
         };
+        let results = self.login_nodes(ids, &Settings::default()).await;
+        for (id, r) in &results {
+            if let Err(e) = r {
+                tracing::warn!(node = id, "login failed: {e}");
+            }
+        }
+        results
+    }
+
+    /// Logs in to every node (or every automatic one); the sessions made, or an error when
+    /// every login failed (`login_each` says which failed and why).
+    pub async fn login_all(
+        self: &Arc<Self>,
+        automatic_only: bool,
+    ) -> Result<Vec<SessionId>, DaemonError> {
         let mut out = Vec::new();
         let mut errors = Vec::new();
-        for id in ids {
-            match self.login_node(id, &Settings::default()).await {
+        for (_, r) in self.login_each(automatic_only).await {
+            match r {
                 Ok(sid) => out.push(sid),
                 Err(e) => errors.push(e.to_string()),
             }
         }
         if out.is_empty() && !errors.is_empty() {
             return Err(DaemonError::LoginFailed(errors.join("; ")));
-        }
-        for e in errors {
-            tracing::warn!("login failed: {e}");
         }
         Ok(out)
     }

@@ -740,7 +740,9 @@ mod tests {
         assert_eq!(answer_offer(def("MaxBurstLength"), &n(262_144), "511"), ("Reject".into(), None));
         assert_eq!(answer_offer(def("MaxBurstLength"), &n(262_144), "16777216").0, "Reject");
         assert_eq!(answer_offer(def("ErrorRecoveryLevel"), &n(0), "3").0, "Reject");
+        // §13.19 / §13.20: DefaultTime2Wait and DefaultTime2Retain range 0-3600.
         assert_eq!(answer_offer(def("DefaultTime2Wait"), &n(2), "3601").0, "Reject");
+        assert_eq!(answer_offer(def("DefaultTime2Retain"), &n(0), "65535").0, "Reject");
         assert_eq!(answer_offer(def("MaxConnections"), &n(1), "0").0, "Reject");
         assert_eq!(answer_offer(def("MaxConnections"), &n(1), "lots").0, "Reject");
         // boolean OR: InitialR2T, DataPDUInOrder, DataSequenceInOrder

@@ -84,6 +84,9 @@ mod tests {
         assert_eq!(w.take(), 3);
     }
 
+    /// RFC 7143 §4.2.2.1: MaxCmdSN = ExpCmdSN - 1 is an empty window; a MaxCmdSN below
+    /// ExpCmdSN - 1 is invalid and the whole update is ignored; ExpCmdSN and MaxCmdSN never
+    /// move backwards (serial arithmetic, §4.2.2.1 / RFC 1982).
     #[test]
     fn zero_window_and_stale_updates() {
         // MaxCmdSN = ExpCmdSN - 1: the window is closed.
@@ -97,6 +100,19 @@ mod tests {
         // An invalid window is ignored entirely.
         w.update(20, 3);
         assert_eq!(w.exp_cmd_sn(), 5);
+    }
+
+    /// A target that never opens the window (MaxCmdSN below ExpCmdSN - 1 in every PDU) keeps
+    /// it shut: no command may go out, whatever it sends (§4.2.2.1).
+    #[test]
+    fn an_invalid_window_in_every_pdu_stays_shut() {
+        let mut w = CmdWindow::new(1, 1, u32::MAX); // MaxCmdSN = ExpCmdSN - 2
+        assert!(!w.is_open());
+        for exp in 1..100u32 {
+            w.update(exp, exp.wrapping_sub(2));
+            assert!(!w.is_open());
+            assert_eq!(w.room(), 0);
+        }
     }
 
     #[test]

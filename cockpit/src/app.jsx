@@ -38,7 +38,7 @@ function StatusAlerts({ snap, allowed }) {
                 {_("Nothing can be shown or changed until the lunlink daemon runs on the system bus: start it with “systemctl start lunlinkd”. This page updates by itself once it is up.")}
             </Alert>
         );
-    } else if (snap.problem) {
+    } else if (snap.problem && snap.running !== true) {
         alerts.push(
             <Alert key="problem" variant="danger" isInline title={_("No connection to the system bus")}>
                 {cockpit.message(snap.problem)}

@@ -39,6 +39,7 @@ class Store {
         this.scheduled = false;
         this.generation = 0;
         this.retries = 0;
+        this.trace = [];
         this.connect();
     }
 
@@ -54,6 +55,7 @@ class Store {
             if (!live()) return;
             const before = this.owner;
             this.owner = owner;
+            this.note(`owner ${before} -> ${owner}`);
             if (owner && before === null) {
                 // lunlinkd came back: start over, so every object is read afresh.
                 this.reconnect();
@@ -63,45 +65,74 @@ class Store {
         });
         client.addEventListener("close", (_ev, options) => {
             if (!live()) return;
+            this.note(`close ${JSON.stringify(options)}`);
             this.problem = options && options.problem ? options : null;
+            // The bridge closed the channel (e.g. while Cockpit's superuser bridge started):
+            // open it again a few times before giving up.
+            this.retry();
             this.schedule();
         });
 
+        // The Manager first, then the objects below it: watched together, the bridge sometimes
+        // answered the namespace watch (ObjectManager, which leaves out the root object itself)
+        // for the root path too, and the Manager's properties never came.
         this.manager = client.proxy(IFACE.manager, ROOT);
-        this.nodes = client.proxies(IFACE.node, ROOT);
-        this.sessions = client.proxies(IFACE.session, ROOT);
-        this.luns = client.proxies(IFACE.lun, ROOT);
         this.manager.addEventListener("changed", changed);
-        for (const set of [this.nodes, this.sessions, this.luns]) {
-            set.addEventListener("added", changed);
-            set.addEventListener("changed", changed);
-            set.addEventListener("removed", changed);
-        }
-        Promise.allSettled([this.manager.wait(), this.nodes.wait(), this.sessions.wait(), this.luns.wait()]).then(results => {
-            if (!live()) return;
-            this.loaded = true;
-            const failed = results.find(r => r.status === "rejected");
-            if (failed && this.owner !== null && !(this.manager && this.manager.valid)) {
-                // The name has an owner but its Manager object did not arrive with the first
-                // answer (seen right after lunlinkd or the page starts): its properties usually
-                // come a moment later; if not, start over a few times, then say so.
-                if (this.retries < 5) {
-                    this.retries++;
-                    window.setTimeout(() => live() && !this.manager.valid && this.reconnect(), 500 * this.retries);
-                } else {
-                    this.problem = { problem: "not-found", message: _("lunlinkd does not answer on the system bus") };
-                }
-            } else if (!failed) {
-                this.retries = 0;
+        this.nodes = this.sessions = this.luns = {};
+        const children = () => {
+            if (!live()) return Promise.reject(new Error("replaced"));
+            this.nodes = client.proxies(IFACE.node, ROOT);
+            this.sessions = client.proxies(IFACE.session, ROOT);
+            this.luns = client.proxies(IFACE.lun, ROOT);
+            for (const set of [this.nodes, this.sessions, this.luns]) {
+                set.addEventListener("added", changed);
+                set.addEventListener("changed", changed);
+                set.addEventListener("removed", changed);
             }
-            this.schedule();
-        });
+            return Promise.all([this.nodes.wait(), this.sessions.wait(), this.luns.wait()]);
+        };
+        const managerRead = new Promise(resolve => this.manager.wait().then(() => resolve(true), () => resolve(false)));
+        managerRead
+                .then(ok => children().then(() => ok, () => false))
+                .then(ok => {
+                    if (!live()) return;
+                    this.loaded = true;
+                    this.note(`loaded${ok ? "" : " (incomplete)"}, manager ${this.manager.valid ? "valid" : "missing"}`);
+                    if (!ok && this.owner !== null && !this.manager.valid) {
+                        // The name has an owner but its Manager did not come: start over a few
+                        // times, then say so.
+                        this.retry();
+                    } else if (ok) {
+                        this.retries = 0;
+                    }
+                    this.schedule();
+                });
         this.problem = null;
         this.loaded = false;
         this.schedule();
     }
 
+    /// Starts over after a growing pause, at most 5 times in a row; then the problem stays shown.
+    retry() {
+        const gen = this.generation;
+        if (this.retries >= 5) {
+            if (!this.problem) this.problem = { problem: "not-found", message: _("lunlinkd does not answer on the system bus") };
+            return;
+        }
+        this.retries++;
+        window.setTimeout(() => {
+            if (gen === this.generation && !this.manager.valid) this.reconnect();
+        }, 500 * this.retries);
+    }
+
+    /// A short history of what the bus said, for a look from the browser console.
+    note(what) {
+        this.trace.push(`${new Date().toISOString()} ${what}`);
+        if (this.trace.length > 40) this.trace.shift();
+    }
+
     reconnect() {
+        this.note("reconnect");
         const old = this.client;
         this.connect();
         try {
@@ -132,10 +163,10 @@ class Store {
         }
         // Whether lunlinkd runs: the bus says who owns the name; until the Manager's properties
         // have arrived it is not known yet (null), unless nobody owns the name.
+        // (A proxy keeps its last values when the owner goes: the owner decides first.)
         let running = null;
         if (this.owner === null) running = false;
         else if (m && m.valid) running = true;
-        else if (this.loaded && this.problem) running = false;
         const list = set => Object.keys(set)
                 .map(k => set[k])
                 .filter(p => p && p.valid)

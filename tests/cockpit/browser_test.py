@@ -35,7 +35,7 @@ SECRETS = [CHAP_SECRET, MUTUAL_SECRET, TARGET_SECRET]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1280,1000", "--force-device-scale-factor=1",
+    "--disable-dev-shm-usage", "--window-size=1280,1200", "--force-device-scale-factor=1",
 ]
 
 
@@ -271,7 +271,7 @@ class PageTest:
 
     def test_in_cockpit_shell(self):
         # The page as people meet it: in Cockpit's shell, from its menu entry.
-        self.b.set_window(1280, 1180)
+        self.b.set_window(1280, 1200)
         self.b.go(f"{self.svc.cockpit}/system")
         self.b.click('a[href="/lunlink"]')
         self.b.frame('iframe[name="cockpit1:localhost/lunlink"]')
@@ -294,6 +294,9 @@ class PageTest:
         self.b.set_window(1280, 1000)
 
     def test_no_csp_violation(self):
+        trace = self.b.js("return window.lunlink.store.trace") or []
+        print(f"    the page's D-Bus trace since the last load: {len(trace)} entries, "
+              f"{sum('reconnect' in t for t in trace)} reconnects")
         bad = [e for e in self.b.log()
                if "Content Security Policy" in e.get("message", "") or
                (e.get("level") == "SEVERE" and "favicon" not in e.get("message", ""))]
@@ -356,6 +359,8 @@ def main():
                 traceback.print_exc()
                 try:
                     t.shot(f"FAILED-{s.__name__}")
+                    print("--- the page's D-Bus trace (window.lunlink.store.trace)")
+                    print("\n".join(browser.js("return window.lunlink ? window.lunlink.store.trace : ['no store']") or []))
                 except Exception:  # noqa: BLE001
                     pass
                 # Later scenarios build on earlier ones: stop at the first failure.

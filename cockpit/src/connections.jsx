@@ -10,7 +10,7 @@ import { ExpandableRowContent, Table, Thead, Tbody, Tr, Th, Td } from "@patternf
 import { options, sessionLuns, store } from "./client.js";
 import { AdminContext } from "./context.js";
 import { describe, errorKind, errorText } from "./errors.js";
-import { LunTable, usedBy } from "./luns.jsx";
+import { LunTable, sharedDeviceError, usedBy } from "./luns.jsx";
 import { STATE_COLOR, STATE_WORDS } from "./util.js";
 
 const cockpit = window.cockpit;
@@ -214,6 +214,7 @@ function SessionsCard({ snap }) {
     };
 
     const targetOf = path => (sessions.find(s => s.path === path) || {}).Target || path;
+    const sharedError = sharedDeviceError(snap.luns);
 
     return (
         <Card id="sessions-card">
@@ -235,6 +236,11 @@ function SessionsCard({ snap }) {
                 <CardTitle component="h2">{_("Sessions")}</CardTitle>
             </CardHeader>
             <CardBody>
+                {sharedError && (
+                    <Alert variant="warning" isInline isPlain id="no-devices" title={_("LUNs have no block devices")} className="lunlink-shared-error">
+                        {sharedError}
+                    </Alert>
+                )}
                 {refusals.length > 0 && (
                     <InUseAlert refusals={refusals} snap={snap} onForce={() => setConfirm(true)} onClose={() => setRefusals([])} />
                 )}
@@ -328,7 +334,7 @@ function SessionsCard({ snap }) {
                                         <Tr isExpanded={open}>
                                             <Td colSpan={7}>
                                                 <ExpandableRowContent>
-                                                    <LunTable luns={luns} label={cockpit.format(_("LUNs of $0"), s.Target)} />
+                                                    <LunTable luns={luns} label={cockpit.format(_("LUNs of $0"), s.Target)} sharedError={sharedError} />
                                                 </ExpandableRowContent>
                                             </Td>
                                         </Tr>

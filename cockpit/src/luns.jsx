@@ -10,10 +10,20 @@ const _ = cockpit.gettext;
 /// Properties an older lunlinkd lacks are shown as a dash.
 const DASH = "—";
 
-function device(lun) {
+function device(lun, sharedError) {
     if (lun.Device) return <code>{lun.Device}</code>;
+    if (lun.DeviceError && lun.DeviceError === sharedError) return <span className="lunlink-device-error">{_("No device")}</span>;
     if (lun.DeviceError) return <span className="lunlink-device-error">{cockpit.format(_("No device: $0"), lun.DeviceError)}</span>;
     return DASH;
+}
+
+/// The reason when every LUN lacks a device for the same reason (e.g. ublk_drv not loaded):
+/// said once above the table instead of in every row.
+export function sharedDeviceError(luns) {
+    const errors = new Set(luns.filter(l => !l.Device).map(l => l.DeviceError || ""));
+    if (luns.length < 2 || errors.size !== 1 || luns.some(l => l.Device)) return null;
+    const [e] = errors;
+    return e || null;
 }
 
 function byPath(lun) {
@@ -33,7 +43,7 @@ export function usedBy(lun) {
     );
 }
 
-export function LunTable({ luns, label }) {
+export function LunTable({ luns, label, sharedError }) {
     if (luns.length === 0) return <p className="lunlink-muted">{_("No LUNs reported by the target.")}</p>;
     return (
         <Table aria-label={label} variant="compact" borders className="lunlink-luns">
@@ -57,7 +67,7 @@ export function LunTable({ luns, label }) {
                         </Td>
                         <Td dataLabel={_("Size")}>{formatBytes(l.Size)}</Td>
                         <Td dataLabel={_("Vendor / product")}>{[l.Vendor, l.Product].filter(Boolean).join(" ") || DASH}</Td>
-                        <Td dataLabel={_("Device")} className="lunlink-device">{device(l)}</Td>
+                        <Td dataLabel={_("Device")} className="lunlink-device">{device(l, sharedError)}</Td>
                         <Td dataLabel={_("By-path name")}>{byPath(l)}</Td>
                         <Td dataLabel={_("Used by")}>{usedBy(l)}</Td>
                     </Tr>

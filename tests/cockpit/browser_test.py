@@ -16,7 +16,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from services import Services, free_port  # noqa: E402
+from services import Services, free_port, http_get  # noqa: E402
 from webdriver import Browser, wait_until  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -49,6 +49,11 @@ class PageTest:
         if top:
             # Clicks scroll the page; a screenshot shows it from its start.
             self.b.js("document.querySelectorAll('.pf-v5-c-page__main').forEach(m => m.scrollTo(0, 0)); window.scrollTo(0, 0);")
+        # Text in a font still loading is invisible: wait for the fonts (in the top document
+        # and in the shell's page frame).
+        wait_until("the page's fonts", lambda: self.b.js("""
+            const docs = [document, ...[...document.querySelectorAll('iframe')].map(f => f.contentDocument).filter(Boolean)];
+            return docs.every(d => d.fonts.status === 'loaded');"""), 10)
         path = os.path.join(SHOTS, f"{name}.png")
         self.b.screenshot(path)
         print(f"    screenshot {os.path.relpath(path, REPO)}")
@@ -293,6 +298,21 @@ class PageTest:
         self.b.js("localStorage.removeItem('shell:style');")
         self.b.set_window(1280, 1000)
 
+    def test_limited_access(self):
+        # A user without administrative access (cockpit-ws and its bridge as nobody) sees
+        # everything, is told why nothing can be changed, and gets no active change controls.
+        url = self.svc.start_cockpit(DIST, as_nobody=True)
+        self.b.go(f"{url}/cockpit/@localhost/lunlink/index.html#/connections")
+        self.b.find("#alert-limited-access")
+        self.b.wait_text("#initiator-name", "iqn.")
+        self.b.wait_text("#sessions-table", PLAIN)
+        disabled = self.b.js("""
+            return ['#disconnect-selected', '#select-all-sessions', '#discover', '#auth-session-save']
+                .map(s => document.querySelector(s))
+                .every(e => e && e.disabled);""")
+        assert disabled, "change controls are active without administrative access"
+        self.shot("15-limited-access")
+
     def test_no_csp_violation(self):
         trace = self.b.js("return window.lunlink.store.trace") or []
         print(f"    the page's D-Bus trace since the last load: {len(trace)} entries, "
@@ -332,7 +352,7 @@ def main():
         svc.start_lunlinkd()
         svc.unused_port, lock = free_port()  # leased, never bound: connection refused
         svc.locks.append(lock)
-        manifests = json.loads(svc.start_cockpit(DIST))
+        manifests = json.loads(http_get(f"{svc.start_cockpit(DIST)}/cockpit/@localhost/manifests.json"))
         label = manifests["lunlink"]["menu"]["index"]["label"]
         assert label == "iSCSI Initiator", label
         driver = svc.start_chromedriver()
@@ -344,7 +364,7 @@ def main():
             t.test_landing, t.test_discover_connect_all, t.test_ctl_login_appears, t.test_default_auth_write_only,
             t.test_connect_chap_targets, t.test_default_auth_back_to_none, t.test_sessions_table, t.test_in_cockpit_shell,
             t.test_session_details, t.test_disconnect_selected, t.test_select_all, t.test_node_startup_persisted,
-            t.test_dark_theme,
+            t.test_dark_theme, t.test_limited_access,
             t.test_no_csp_violation,
         ]
         for s in scenarios:

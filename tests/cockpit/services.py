@@ -254,31 +254,46 @@ class Services:
 
     # --- cockpit-ws and chromedriver -------------------------------------------------------
 
-    def start_cockpit(self, dist):
-        xdg = os.path.join(self.tmp, "xdg")
+    def start_cockpit(self, dist, as_nobody=False):
+        """cockpit-ws without login (its bridge runs as the user that runs it); returns its URL.
+
+        as_nobody: run it as user nobody, a user without administrative access."""
+        name = "cockpit-ws-nobody" if as_nobody else "cockpit-ws"
+        base = os.path.join(self.tmp, name)
+        xdg = os.path.join(base, "xdg")
         os.makedirs(os.path.join(xdg, "cockpit"), exist_ok=True)
         link = os.path.join(xdg, "cockpit", "lunlink")
         if not os.path.islink(link):
             os.symlink(dist, link)
-        self.ws_port, lock = free_port()
+        port, lock = free_port()
         self.locks.append(lock)
-        home = os.path.join(self.tmp, "home")
+        home = os.path.join(base, "home")
+        run = os.path.join(base, "run")
         os.makedirs(home, exist_ok=True)
+        os.makedirs(run, mode=0o700, exist_ok=True)
         env = dict(os.environ, XDG_DATA_HOME=xdg, DBUS_SYSTEM_BUS_ADDRESS=self.bus, DBUS_SESSION_BUS_ADDRESS=self.bus,
-                   HOME=home, XDG_RUNTIME_DIR=os.path.join(self.tmp, "run"))
-        os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
-        self.spawn("cockpit-ws", ["/usr/lib/cockpit/cockpit-ws", "--no-tls", "--address", "127.0.0.1",
-                                  "--port", str(self.ws_port), "--local-session=cockpit-bridge"], env=env)
-        self.cockpit = f"http://127.0.0.1:{self.ws_port}"
+                   HOME=home, XDG_RUNTIME_DIR=run)
+        argv = ["/usr/lib/cockpit/cockpit-ws", "--no-tls", "--address", "127.0.0.1", "--port", str(port),
+                "--local-session=cockpit-bridge"]
+        if as_nobody:
+            os.chmod(self.tmp, 0o755)
+            for d in (base, home, run):
+                os.chown(d, 65534, 65534)
+            env["USER"] = env["LOGNAME"] = "nobody"
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+        self.spawn(name, argv, env=env)
+        url = f"http://127.0.0.1:{port}"
 
         def serves():
-            self.alive("cockpit-ws")
+            self.alive(name)
             try:
-                return b'"lunlink"' in http_get(f"{self.cockpit}/cockpit/@localhost/manifests.json")
+                return b'"lunlink"' in http_get(f"{url}/cockpit/@localhost/manifests.json")
             except OSError:
                 return False
-        wait_until("cockpit-ws to list the lunlink package", serves, 30)
-        return http_get(f"{self.cockpit}/cockpit/@localhost/manifests.json")
+        wait_until(f"{name} to list the lunlink package", serves, 30)
+        if not as_nobody:
+            self.cockpit = url
+        return url
 
     def start_chromedriver(self):
         self.driver_port, lock = free_port()

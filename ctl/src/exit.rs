@@ -23,7 +23,7 @@ pub const DAEMON_UNREACHABLE: u8 = 6;
 pub const TARGET_UNREACHABLE: u8 = 7;
 /// The target refused the login for another reason.
 pub const LOGIN_REFUSED: u8 = 8;
-/// The bus policy refused the call.
+/// polkit or the bus policy refused the call.
 pub const PERMISSION: u8 = 9;
 /// The request is not supported by lunlinkd or the target.
 pub const NOT_SUPPORTED: u8 = 10;
@@ -42,7 +42,7 @@ Exit status:
    6  lunlinkd unreachable: no bus, daemon not running or not answering
    7  target unreachable: connection to the portal failed or timed out
    8  login refused by the target for another reason
-   9  permission denied by the bus policy
+   9  not authorized: polkit (or the bus policy) refused the action
   10  not supported
   11  login --all: at least one node failed to log in (one line per failed node on
       stderr); the nodes that logged in stay logged in";
@@ -94,6 +94,7 @@ pub fn bus_error_code(e: &BusError) -> u8 {
         BusError::InvalidArgument(_) => INVALID,
         BusError::LoginFailed(_) => LOGIN_REFUSED,
         BusError::NotSupported(_) => NOT_SUPPORTED,
+        BusError::NotAuthorized(_) => PERMISSION,
         e if e.is_service_unknown() || e.is_no_reply() => DAEMON_UNREACHABLE,
         e if e.is_access_denied() => PERMISSION,
         e if e.bus_error_name().as_deref() == Some("org.freedesktop.DBus.Error.UnknownObject") => {

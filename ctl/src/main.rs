@@ -3,6 +3,7 @@
 //! Every verb talks to lunlinkd over D-Bus (`dbus/API.md`); the exit code tells the kind of
 //! failure (see [`exit`]) and `--json` gives machine-readable output for scripts and tests.
 
+mod agent;
 mod auth;
 mod docs;
 mod exit;
@@ -57,6 +58,11 @@ pub struct Cli {
     #[arg(long, global = true, display_order = 902)]
     pub no_legend: bool,
 
+    /// Never ask for a password: without it, a change polkit wants authentication for
+    /// asks on this terminal (pkttyagent), or through the session's agent.
+    #[arg(long, global = true, display_order = 903)]
+    pub no_ask_password: bool,
+
     #[command(subcommand)]
     pub verb: Option<Verb>,
 }
@@ -106,6 +112,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json: cli.json,
             legend: !cli.no_legend,
         },
+        ask_password: !cli.no_ask_password,
     };
     match cli.verb.unwrap_or(Verb::Status) {
         Verb::Status => verbs::status::run(&ctx).await,

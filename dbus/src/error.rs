@@ -39,6 +39,8 @@ pub enum Error {
     NotSupported(String),
     /// Any other failure.
     Failed(String),
+    /// polkit refused the caller the action the method needs; the message names the action.
+    NotAuthorized(String),
 }
 
 impl Error {
@@ -101,6 +103,7 @@ impl std::fmt::Display for Error {
             Error::ProtocolError(m) => ("protocol error", m),
             Error::NotSupported(m) => ("not supported", m),
             Error::Failed(m) => ("failed", m),
+            Error::NotAuthorized(m) => ("not authorized", m),
         };
         if msg.is_empty() {
             f.write_str(kind)

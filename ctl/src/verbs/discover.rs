@@ -1,7 +1,7 @@
 //! `lunlinkctl discover PORTAL`: SendTargets discovery (RFC 7143 §13.3, Appendix C).
 
 use lunlink_dbus::values::Startup;
-use lunlink_dbus::Options;
+use lunlink_dbus::{Options, MANAGER_INTERFACE, ROOT_PATH};
 use serde::Serialize;
 
 use super::Ctx;
@@ -35,10 +35,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if let Some(s) = args.startup {
         opts = opts.startup(s);
     }
-    let found = ctx
-        .manager()
-        .await?
-        .discover(&args.portal, &opts.to_dict())
+    let found: Vec<(String, String, u16)> = ctx
+        .act(ROOT_PATH, MANAGER_INTERFACE, "Discover", &(args.portal.as_str(), opts.to_dict()))
         .await?; // the daemon's message already says which discovery failed
     let found: Vec<Found> = found
         .into_iter()

@@ -1,7 +1,8 @@
 //! `lunlinkctl login TARGET` / `login --all`: iSCSI login (RFC 7143 §6) through lunlinkd.
 
 use anyhow::Context as _;
-use lunlink_dbus::Options;
+use lunlink_dbus::zvariant::OwnedObjectPath;
+use lunlink_dbus::{Options, MANAGER_INTERFACE, ROOT_PATH};
 use serde::Serialize;
 
 use super::Ctx;
@@ -57,14 +58,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         return Err(CtlError::Invalid("give a TARGET or --all".into()).into());
     };
     let opts = args.auth.apply(Options::new())?;
-    let session = ctx
-        .manager()
-        .await?
-        .login(
-            target,
-            args.portal.as_deref().unwrap_or(""),
-            &opts.to_dict(),
-        )
+    let session: OwnedObjectPath = ctx
+        .act(ROOT_PATH, MANAGER_INTERFACE, "Login", &(target, args.portal.as_deref().unwrap_or(""), opts.to_dict()))
         .await?; // the daemon's message already names the target
     if ctx.out.json {
         return ctx
@@ -81,10 +76,8 @@ async fn run_all(ctx: &Ctx, automatic_only: bool) -> anyhow::Result<()> {
     if automatic_only {
         opts = opts.automatic_only(true);
     }
-    let results = ctx
-        .manager()
-        .await?
-        .login_all_with_results(&opts.to_dict())
+    let results: Vec<(OwnedObjectPath, OwnedObjectPath, String, String)> = ctx
+        .act(ROOT_PATH, MANAGER_INTERFACE, "LoginAllWithResults", &(opts.to_dict(),))
         .await
         .context("login failed")?;
     let snap = ctx.snapshot().await?;

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use lunlink_dbus::zvariant::ObjectPath;
-use lunlink_dbus::Options;
+use lunlink_dbus::{Options, MANAGER_INTERFACE, ROOT_PATH};
 
 use super::Ctx;
 use crate::exit::CtlError;
@@ -48,7 +48,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         opts = opts.force(true);
     }
     let dict = opts.to_dict();
-    let manager = ctx.manager().await?;
     // With --all, try every session: each failure after the first gets its own line, the
     // first one ends the run (and picks the exit code).
     let mut first_err: Option<anyhow::Error> = None;
@@ -57,8 +56,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     for (path, target) in targets {
         let path = ObjectPath::try_from(path.as_str())
             .map_err(|e| CtlError::Invalid(format!("bad session path {path}: {e}")))?;
-        let r = manager
-            .logout(&path, &dict)
+        let r = ctx
+            .act::<_, ()>(ROOT_PATH, MANAGER_INTERFACE, "Logout", &(&path, &dict))
             .await
             .with_context(|| format!("logout from {target} failed"));
         if let Err(e) = r {

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use lunlink_dbus::zbus::{self, fdo, names::InterfaceName, proxy::CacheProperties};
 use lunlink_dbus::zvariant::OwnedValue;
 use lunlink_dbus::{
-    Error as BusError, ManagerProxy, NodeProxy, ObjectManagerProxy, BUS_NAME, MANAGER_INTERFACE,
+    Error as BusError, ObjectManagerProxy, BUS_NAME, MANAGER_INTERFACE,
     ROOT_PATH,
 };
 
@@ -31,34 +31,28 @@ pub struct Ctx {
     pub conn: zbus::Connection,
     /// `--json` / `--no-legend`.
     pub out: Output,
+    /// Whether polkit may ask for a password (not `--no-ask-password`).
+    pub ask_password: bool,
 }
 
 impl Ctx {
-    /// The Manager on the root object.
-    pub async fn manager(&self) -> Result<ManagerProxy<'_>, BusError> {
-        // No property cache: a one-shot client would only pay for GetAll and a signal match.
-        Ok(ManagerProxy::builder(&self.conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await?)
-    }
-
-    /// The Node at `path`.
-    pub async fn node(&self, path: &str) -> Result<NodeProxy<'_>, BusError> {
-        Ok(NodeProxy::builder(&self.conn)
-            .path(path.to_owned())?
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await?)
-    }
-
-    /// The Session at `path`.
-    pub async fn session(&self, path: &str) -> Result<lunlink_dbus::SessionProxy<'_>, BusError> {
-        Ok(lunlink_dbus::SessionProxy::builder(&self.conn)
-            .path(path.to_owned())?
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await?)
+    /// Calls a method that changes something: with ALLOW_INTERACTIVE_AUTHORIZATION and a
+    /// pkttyagent on this terminal for the call's length, unless `--no-ask-password`.
+    pub async fn act<B, R>(&self, path: &str, interface: &str, method: &str, body: &B) -> Result<R, BusError>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+        R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
+    {
+        let proxy = zbus::Proxy::new(&self.conn, BUS_NAME, path.to_owned(), interface.to_owned()).await?;
+        let mut flags = enumflags2::BitFlags::empty();
+        let _agent = if self.ask_password {
+            flags |= zbus::proxy::MethodFlags::AllowInteractiveAuth;
+            crate::agent::start()
+        } else {
+            None
+        };
+        let r: Option<R> = proxy.call_with_flags(method, flags, body).await?;
+        r.ok_or_else(|| BusError::Failed(format!("{method} returned no reply")))
     }
 
     /// Every node, session and LUN, in one call.

@@ -2,7 +2,8 @@
 
 use anyhow::Context as _;
 use lunlink_dbus::values::{Digest, Startup, UpdateEffect};
-use lunlink_dbus::Options;
+use lunlink_dbus::zvariant::OwnedObjectPath;
+use lunlink_dbus::{Options, MANAGER_INTERFACE, NODE_INTERFACE, ROOT_PATH};
 
 use super::Ctx;
 use crate::auth::AuthArgs;
@@ -127,10 +128,8 @@ pub fn render(snap: &Snapshot, n: &NodeInfo) -> String {
 
 async fn create(ctx: &Ctx, c: Create) -> anyhow::Result<()> {
     let opts = c.settings.options()?;
-    let node = ctx
-        .manager()
-        .await?
-        .create_node(&c.target, &c.portal, &opts.to_dict())
+    let node: OwnedObjectPath = ctx
+        .act(ROOT_PATH, MANAGER_INTERFACE, "CreateNode", &(c.target.as_str(), c.portal.as_str(), opts.to_dict()))
         .await
         .with_context(|| format!("cannot create node {} at {}", c.target, c.portal))?;
     if ctx.out.json {
@@ -153,10 +152,8 @@ async fn update(ctx: &Ctx, u: Update) -> anyhow::Result<()> {
     let node = snap
         .find_node(&u.select.target, u.select.portal.as_deref())
         .context("update failed")?;
-    let effect = ctx
-        .node(&node.path)
-        .await?
-        .update(&opts.to_dict())
+    let effect: String = ctx
+        .act(&node.path, NODE_INTERFACE, "Update", &(opts.to_dict(),))
         .await
         .with_context(|| format!("cannot update node {} at {}", node.target, node.portal))?;
     if ctx.out.json {
@@ -178,9 +175,7 @@ async fn delete(ctx: &Ctx, sel: Select) -> anyhow::Result<()> {
     let node = snap
         .find_node(&sel.target, sel.portal.as_deref())
         .context("delete failed")?;
-    ctx.node(&node.path)
-        .await?
-        .delete()
+    ctx.act::<_, ()>(&node.path, NODE_INTERFACE, "Delete", &())
         .await
         .with_context(|| format!("cannot delete node {} at {}", node.target, node.portal))
 }

@@ -34,7 +34,9 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     let s = snap.find_session(&args.session, args.portal.as_deref())?;
     if rescan {
         use anyhow::Context as _;
-        ctx.session(&s.path).await?.rescan().await.with_context(|| format!("rescan of {} failed", s.target))?;
+        ctx.act::<_, ()>(&s.path, lunlink_dbus::SESSION_INTERFACE, "Rescan", &())
+            .await
+            .with_context(|| format!("rescan of {} failed", s.target))?;
         return Ok(());
     }
     if ctx.out.json {

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use lunlink_dbus::values::AuthScope;
-use lunlink_dbus::Options;
+use lunlink_dbus::{Options, MANAGER_INTERFACE, ROOT_PATH};
 
 use super::Ctx;
 use crate::auth::AuthArgs;
@@ -29,9 +29,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .into());
     }
     let opts = args.auth.apply(Options::new())?;
-    ctx.manager()
-        .await?
-        .set_default_auth(args.scope.as_str(), &opts.to_dict())
+    ctx.act::<_, ()>(ROOT_PATH, MANAGER_INTERFACE, "SetDefaultAuth", &(args.scope.as_str(), opts.to_dict()))
         .await
         .with_context(|| format!("cannot set the default {} authentication", args.scope))
 }

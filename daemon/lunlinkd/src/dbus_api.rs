@@ -16,8 +16,11 @@ use lunlink_dbus::options::{Call, Options, OptionsDict};
 use lunlink_dbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use lunlink_dbus::Error;
 use tokio::sync::{mpsc, watch};
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, Connection};
+
+use crate::authz::{Action, Authorizer};
 
 use crate::config;
 use crate::manager::{bounded, Change, DaemonError, LunId, Manager, NodeId, SessionId, Settings, FILE_IO_LIMIT};
@@ -116,6 +119,7 @@ fn ov<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
 struct Ctx {
     m: Arc<Manager>,
     mirrored: Arc<watch::Sender<u64>>,
+    authz: Arc<Authorizer>,
 }
 
 /// Longest wait for the mirror before replying anyway (it only falls behind on a stuck bus).
@@ -130,6 +134,11 @@ impl Ctx {
         if tokio::time::timeout(SETTLE_LIMIT, wait).await.is_err() {
             tracing::warn!("replying before the bus shows every change (mirror is behind)");
         }
+    }
+
+    /// polkit's answer for the caller of this call (see `authz`).
+    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>, action: Action, details: &[(&str, &str)]) -> Result<(), Error> {
+        self.authz.check(conn, hdr, action, details).await
     }
 
     /// The manager's result, once its effects are visible on the bus.
@@ -153,7 +162,14 @@ pub struct ManagerIface {
 #[interface(name = "org.lunlink.Initiator1.Manager")]
 impl ManagerIface {
     #[zbus(out_args("targets"))]
-    async fn discover(&self, portal: &str, options: OptionsDict) -> Result<Vec<(String, String, u16)>, Error> {
+    async fn discover(
+        &self,
+        portal: &str,
+        options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<(String, String, u16)>, Error> {
+        self.m.authorize(conn, &hdr, Action::Discover, &[("portal", portal)]).await?;
         let (s, _) = settings(&options, Call::Discover)?;
         let (m, portal) = (self.m.m.clone(), portal.to_owned());
         let what = format!("discovery on {portal}");
@@ -162,7 +178,15 @@ impl ManagerIface {
     }
 
     #[zbus(out_args("session"))]
-    async fn login(&self, target: &str, portal: &str, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
+    async fn login(
+        &self,
+        target: &str,
+        portal: &str,
+        options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.m.authorize(conn, &hdr, Action::Login, &[("target", target), ("portal", portal)]).await?;
         let (s, _) = settings(&options, Call::Login)?;
         let (m, target, portal) = (self.m.m.clone(), target.to_owned(), portal.to_owned());
         let what = format!("login to {target}");
@@ -171,7 +195,13 @@ impl ManagerIface {
     }
 
     #[zbus(out_args("sessions"))]
-    async fn login_all(&self, options: OptionsDict) -> Result<Vec<OwnedObjectPath>, Error> {
+    async fn login_all(
+        &self,
+        options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<OwnedObjectPath>, Error> {
+        self.m.authorize(conn, &hdr, Action::Login, &[("target", "all nodes")]).await?;
         let (_, o) = settings(&options, Call::LoginAll)?;
         let (m, auto) = (self.m.m.clone(), o.automatic_only.unwrap_or(false));
         let bound = self.m.login_all_bound(self.m.node_ids().len());
@@ -185,7 +215,10 @@ impl ManagerIface {
     async fn login_all_with_results(
         &self,
         options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<(OwnedObjectPath, OwnedObjectPath, String, String)>, Error> {
+        self.m.authorize(conn, &hdr, Action::Login, &[("target", "all nodes")]).await?;
         let (_, o) = settings(&options, Call::LoginAll)?;
         let (m, auto) = (self.m.m.clone(), o.automatic_only.unwrap_or(false));
         let bound = self.m.login_all_bound(self.m.node_ids().len());
@@ -206,14 +239,30 @@ impl ManagerIface {
         self.m.reply(rows).await
     }
 
-    async fn logout(&self, session: OwnedObjectPath, options: OptionsDict) -> Result<(), Error> {
+    async fn logout(
+        &self,
+        session: OwnedObjectPath,
+        options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
         let (_, o) = settings(&options, Call::Logout)?;
         let id = id_of(&session, "session")?;
+        let (target, portal) = self.m.session(id).map(|v| (v.target, v.portal)).unwrap_or_default();
+        self.m.authorize(conn, &hdr, Action::Logout, &[("target", &target), ("portal", &portal)]).await?;
         self.m.reply(bounded_logout(&self.m, id, o.force.unwrap_or(false)).await).await
     }
 
     #[zbus(out_args("node"))]
-    async fn create_node(&self, target: &str, portal: &str, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
+    async fn create_node(
+        &self,
+        target: &str,
+        portal: &str,
+        options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.m.authorize(conn, &hdr, Action::ManageNodes, &[("target", target), ("portal", portal)]).await?;
         let (s, _) = settings(&options, Call::CreateNode)?;
         let (m, target, portal) = (self.m.m.clone(), target.to_owned(), portal.to_owned());
         let r = bounded(FILE_IO_LIMIT, "CreateNode", async move { m.create_node(&target, &portal, &s).await }).await;
@@ -225,7 +274,10 @@ impl ManagerIface {
         scope: &str,
         options: OptionsDict,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<(), Error> {
+        self.m.authorize(conn, &hdr, Action::ManageAuth, &[]).await?;
         let (s, _) = settings(&options, Call::SetDefaultAuth)?;
         let (m, scope) = (self.m.m.clone(), scope.to_owned());
         let r = bounded(FILE_IO_LIMIT, "SetDefaultAuth", async move { m.set_default_auth(&scope, &s).await }).await;
@@ -285,7 +337,14 @@ impl NodeIface {
 #[interface(name = "org.lunlink.Initiator1.Node")]
 impl NodeIface {
     #[zbus(out_args("session"))]
-    async fn login(&self, options: OptionsDict) -> Result<OwnedObjectPath, Error> {
+    async fn login(
+        &self,
+        options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<OwnedObjectPath, Error> {
+        let v = self.view()?;
+        self.m.authorize(conn, &hdr, Action::Login, &[("target", &v.target), ("portal", &v.portal)]).await?;
         let (s, _) = settings(&options, Call::Login)?;
         let (m, id) = (self.m.m.clone(), self.id);
         let r = bounded(self.m.login_bound(Some(id)), "login", async move { m.login_node(id, &s).await }).await;
@@ -293,13 +352,26 @@ impl NodeIface {
     }
     /// Returns when the change takes effect: `now` or `next-login`.
     #[zbus(out_args("takes_effect"))]
-    async fn update(&self, options: OptionsDict) -> Result<String, Error> {
+    async fn update(
+        &self,
+        options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let v = self.view()?;
+        self.m.authorize(conn, &hdr, Action::ManageNodes, &[("target", &v.target), ("portal", &v.portal)]).await?;
         let (s, _) = settings(&options, Call::NodeUpdate)?;
         let (m, id) = (self.m.m.clone(), self.id);
         let r = bounded(FILE_IO_LIMIT, "Update", async move { m.update_node(id, &s).await }).await;
         self.m.reply(r.map(str::to_owned)).await
     }
-    async fn delete(&self) -> Result<(), Error> {
+    async fn delete(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        let v = self.view()?;
+        self.m.authorize(conn, &hdr, Action::ManageNodes, &[("target", &v.target), ("portal", &v.portal)]).await?;
         let (m, id) = (self.m.m.clone(), self.id);
         self.m.reply(bounded(FILE_IO_LIMIT, "Delete", async move { m.delete_node(id).await }).await).await
     }
@@ -351,11 +423,24 @@ impl SessionIface {
 
 #[interface(name = "org.lunlink.Initiator1.Session")]
 impl SessionIface {
-    async fn logout(&self, options: OptionsDict) -> Result<(), Error> {
+    async fn logout(
+        &self,
+        options: OptionsDict,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        let v = self.view()?;
+        self.m.authorize(conn, &hdr, Action::Logout, &[("target", &v.target), ("portal", &v.portal)]).await?;
         let (_, o) = settings(&options, Call::Logout)?;
         self.m.reply(bounded_logout(&self.m, self.id, o.force.unwrap_or(false)).await).await
     }
-    async fn rescan(&self) -> Result<(), Error> {
+    async fn rescan(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        let v = self.view()?;
+        self.m.authorize(conn, &hdr, Action::Login, &[("target", &v.target), ("portal", &v.portal)]).await?;
         let (m, id) = (self.m.m.clone(), self.id);
         self.m.reply(bounded(self.m.rescan_bound(id), "Rescan", async move { m.rescan(id).await }).await).await
     }
@@ -552,7 +637,7 @@ impl LunIface {
 /// Connects to the bus, serves the root objects and the existing nodes, then takes the name
 /// (objects first, so that no early call finds them missing).
 pub async fn serve(m: Arc<Manager>, bus: &lunlink_dbus::BusChoice) -> Result<Connection, Error> {
-    let ctx = Ctx { m, mirrored: Arc::new(watch::Sender::new(0)) };
+    let ctx = Ctx { m, mirrored: Arc::new(watch::Sender::new(0)), authz: Arc::default() };
     let conn = bus
         .builder()?
         .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
@@ -577,7 +662,7 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
         Ok(r) => r.get().await.m.clone(),
         Err(e) => {
             tracing::error!("the Manager object is not served ({e}); replies will not wait for signals");
-            Ctx { m, mirrored: Arc::new(watch::Sender::new(u64::MAX)) }
+            Ctx { m, mirrored: Arc::new(watch::Sender::new(u64::MAX)), authz: Arc::default() }
         }
     };
     while let Some(c) = rx.recv().await {

@@ -219,7 +219,7 @@ export function AddConnection({ snap }) {
                                                     </Thead>
                                                     <Tbody>
                                                         {targets.map((t, i) => (
-                                                            <Tr key={key(t)} data-target={t.target}>
+                                                            <Tr key={key(t)} data-target={t.target} data-portal={t.portal}>
                                                                 <Td className="pf-v5-c-table__check">
                                                                     <Checkbox
                                                                         id={`select-target-${i}`}

@@ -28,6 +28,13 @@ const EMPTY = {
     luns: [],
 };
 
+/// Plain code-point order: names and portals are ASCII, and locale order skips punctuation.
+function cmp(a, b) {
+    const x = a || "";
+    const y = b || "";
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
 function plain(proxy) {
     return { path: proxy.path, ...proxy.data };
 }
@@ -171,8 +178,7 @@ class Store {
                 .map(k => set[k])
                 .filter(p => p && p.valid)
                 .map(plain)
-                .sort((a, b) => (a.Target || "").localeCompare(b.Target || "") || (a.Portal || "").localeCompare(b.Portal || "") ||
-                    a.path.localeCompare(b.path, undefined, { numeric: true }));
+                .sort((a, b) => cmp(a.Target, b.Target) || cmp(a.Portal, b.Portal) || cmp(a.path, b.path));
         this.snapshot = {
             running,
             // Once shown, the views stay (with what a person typed) while a reconnect reads

@@ -295,7 +295,7 @@ function SessionsCard({ snap }) {
                                 const open = !expanded.has(s.path);
                                 const id = sessionId(s.path);
                                 return (
-                                    <Tbody key={s.path} isExpanded={open} data-session={s.Target} className="lunlink-session">
+                                    <Tbody key={s.path} isExpanded={open} data-session={s.Target} data-portal={s.Portal} className="lunlink-session">
                                         <Tr>
                                             <Td
                                                 expand={{

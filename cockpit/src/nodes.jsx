@@ -178,7 +178,7 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
                 .finally(() => setBusy(false));
     };
     return (
-        <Tr data-node={node.Target}>
+        <Tr data-node={node.Target} data-portal={node.Portal}>
             <Td dataLabel={_("Target")} className="lunlink-target">{node.Target}</Td>
             <Td dataLabel={_("Portal")}>{node.Portal}</Td>
             <Td dataLabel={_("TPGT")}>{node.Tpgt}</Td>
@@ -217,7 +217,7 @@ export function Nodes({ snap }) {
     const [deleting, setDeleting] = useState(null);
     const [notes, setNotes] = useState(() => new Map());
     const setNote = path => v => setNotes(prev => new Map(prev).set(path, v));
-    const nodes = [...snap.nodes].sort((a, b) => a.Target.localeCompare(b.Target) || a.Portal.localeCompare(b.Portal));
+    const nodes = snap.nodes; // by target, then portal
     return (
         <PageSection>
             <Card id="nodes-card">

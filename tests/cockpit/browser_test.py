@@ -102,9 +102,13 @@ class PageTest:
         self.b.type("#discover-port", str(self.svc.unused_port))
         self.b.click("#discover")
         self.b.wait_text("#discover-error", "Cannot connect to the portal")
-        self.b.type("#discover-port", str(self.svc.tgt_port))
+        # IPv6, by keyboard: Enter in the port field discovers.
+        self.b.type("#discover-host", "::1")
+        self.b.type("#discover-port", str(self.svc.tgt_port) + "\ue007")
+        self.b.wait_text("#targets-table", f"[::1]:{self.svc.tgt_port}")
+        self.b.type("#discover-host", "127.0.0.1")
         self.b.click("#discover")
-        self.b.find("#targets-table")
+        self.b.wait_text("#targets-table", f"127.0.0.1:{self.svc.tgt_port}")
         for t in (PLAIN, CHAP, MUTUAL, EXTRA):
             self.b.wait_text("#targets-table", t)
         assert f"127.0.0.1:{self.svc.tgt_port}" in self.b.text("#targets-table")
@@ -182,7 +186,7 @@ class PageTest:
     def test_ctl_login_appears(self):
         self.view("connections")
         wait_until("the plain target's session", lambda: self.session_row_text(PLAIN), 20)
-        self.svc.lunlinkctl("login", EXTRA)
+        self.svc.lunlinkctl("login", EXTRA, "--portal", self.svc.portal)
         wait_until("the lunlinkctl session in the table", lambda: self.session_row_text(EXTRA), 20)
         wait_until("it is logged in", lambda: "Logged in" in (self.session_row_text(EXTRA) or ""), 30)
         # And the Add connection view marks it connected.
@@ -228,16 +232,19 @@ class PageTest:
         self.b.wait_text("#auth-session-current .lunlink-auth-method", "None")
         assert self.b.text("#auth-session-current .lunlink-auth-secret") == "Not set"
 
+    def node_row(self, target):
+        return f'#nodes-table tr[data-node="{target}"][data-portal="{self.svc.portal}"]'
+
     def node_switch(self, target):
         return self.b.js("""
-            const r = document.querySelector(`#nodes-table tr[data-node="${arguments[0]}"] input[type=checkbox]`);
-            return r ? r.checked : null;""", target)
+            const r = document.querySelector(arguments[0] + ' input[type=checkbox]');
+            return r ? r.checked : null;""", self.node_row(target))
 
     def test_node_startup_persisted(self):
         self.view("nodes")
         self.b.wait_text("#nodes-table", PLAIN)
         assert self.node_switch(PLAIN) is False
-        self.b.click(f'#nodes-table tr[data-node="{PLAIN}"] label.pf-v5-c-switch')
+        self.b.click(f'{self.node_row(PLAIN)} label.pf-v5-c-switch')
         wait_until("the switch to show automatic", lambda: self.node_switch(PLAIN) is True, 20)
         out = self.svc.lunlinkctl("--json", "nodes")
         assert '"automatic"' in out, out
@@ -252,7 +259,7 @@ class PageTest:
         wait_until("the node to still be automatic", lambda: self.node_switch(PLAIN) is True, 20)
         assert self.node_switch(CHAP) is False
         # lunlinkd logs in to automatic nodes at start.
-        self.b.wait_text(f'#nodes-table tr[data-node="{PLAIN}"]', "Logged in", timeout=60)
+        self.b.wait_text(self.node_row(PLAIN), "Logged in", timeout=60)
         self.shot("10-nodes-persisted")
 
     def test_dark_theme(self):

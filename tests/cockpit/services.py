@@ -206,6 +206,8 @@ class Services:
                                capture_output=True, timeout=5)
             return r.returncode == 0
         wait_until("tgtd to answer tgtadm", answers, 30)
+        # The same targets on IPv6 loopback too (the page's IPv6 discovery).
+        self.tgtadm("--op", "new", "--mode", "portal", "--param", f"portal=[::1]:{self.tgt_port}")
 
         for tid, iqn, mib, incoming, outgoing in targets:
             self.tgtadm("--op", "new", "--mode", "target", "--tid", str(tid), "-T", iqn)

@@ -95,6 +95,8 @@ pub enum Verb {
     Luns,
     /// Set the default CHAP credentials for sessions or for discovery.
     SetDefaultAuth(verbs::set_default_auth::Args),
+    /// Change the initiator's iSCSI name (only while no session is logged in).
+    SetInitiatorName(verbs::set_initiator_name::Args),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -125,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Verb::Session { cmd } => verbs::session::run(&ctx, cmd).await,
         Verb::Luns => verbs::luns::run(&ctx).await,
         Verb::SetDefaultAuth(a) => verbs::set_default_auth::run(&ctx, a).await,
+        Verb::SetInitiatorName(a) => verbs::set_initiator_name::run(&ctx, a).await,
     }
 }
 

@@ -54,6 +54,10 @@ pub trait Manager {
     /// Log in to every node (or only the automatic ones); returns the sessions.
     fn login_all(&self, options: &HashMap<&str, Value<'_>>) -> Result<Vec<OwnedObjectPath>, Error>;
 
+    /// Give the initiator a new iSCSI name; `InUse` while sessions exist, `NotSupported` when
+    /// the config file sets it.
+    fn set_initiator_name(&self, name: &str) -> Result<(), Error>;
+
     /// Log in to every node (or only the automatic ones), in parallel; one result per node:
     /// (node, session or "/", D-Bus error name or "", message or "").
     fn login_all_with_results(
@@ -302,6 +306,10 @@ pub trait Lun {
     /// The /dev/disk/by-id names of the block device; empty without a device or identifier.
     #[zbus(property)]
     fn by_id(&self) -> Result<Vec<String>, Error>;
+
+    /// What holds the block device now (mounts, swap, LVM, MD), in words; read on demand.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn used_by(&self) -> Result<Vec<String>, Error>;
 }
 
 #[cfg(test)]

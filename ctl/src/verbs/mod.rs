@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod session;
 pub mod sessions;
 pub mod set_default_auth;
+pub mod set_initiator_name;
 pub mod status;
 
 use std::collections::HashMap;

@@ -296,10 +296,23 @@ impl ManagerIface {
         Ok(())
     }
 
-    /// Fixed for the daemon's life (config file, else generated once and kept).
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// Sets the initiator's iSCSI name (see Manager::set_initiator_name): refused with InUse
+    /// while sessions exist, NotSupported when the config file sets it.
+    async fn set_initiator_name(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        self.m.authorize(conn, &hdr, Action::ManageAuth, &[("name", name)]).await?;
+        let (m, name) = (self.m.m.clone(), name.to_owned());
+        self.m.reply(bounded(FILE_IO_LIMIT, "SetInitiatorName", async move { m.set_initiator_name(&name).await }).await).await
+    }
+
+    /// From the config file, else generated once and kept; SetInitiatorName changes it.
+    #[zbus(property)]
     fn initiator_name(&self) -> String {
-        self.m.initiator_name().to_owned()
+        self.m.initiator_name()
     }
     #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> String {
@@ -625,6 +638,14 @@ impl LunIface {
         let v = self.view()?;
         Ok(if v.device.is_empty() { String::new() } else { crate::device::by_path(&v.target, &v.portal, v.info.lun) })
     }
+    /// What holds the block device now, in words ("/dev/ublkb0p1 is mounted on /srv", "... is in
+    /// LVM volume group vg0 (dm-0, vg0-data)", "... is in RAID md0", "... is in use as swap").
+    /// Read on demand: the kernel does not tell lunlinkd when this changes.
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn used_by(&self) -> zbus::fdo::Result<Vec<String>> {
+        let v = self.view()?;
+        Ok(self.m.used_by(&v.device).await)
+    }
     /// The stable /dev/disk/by-id names of the block device (from the LU's VPD 0x83
     /// identifier), empty while there is no device or the LU has no identifier.
     #[zbus(property)]
@@ -668,6 +689,11 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
     while let Some(c) = rx.recv().await {
         let r: zbus::Result<()> = async {
             match c {
+                Change::ManagerChanged => {
+                    if let Ok(r) = srv.interface::<_, ManagerIface>(ROOT_PATH).await {
+                        r.get().await.initiator_name_changed(r.signal_emitter()).await?;
+                    }
+                }
                 Change::NodeAdded(id) => {
                     srv.at(node_path(id), NodeIface { m: m.clone(), id }).await?;
                 }

@@ -330,13 +330,25 @@ impl DeviceManager {
         if bdevs.is_empty() {
             return Ok(());
         }
-        let found = tokio::task::spawn_blocking(move || bdevs.iter().find_map(|b| usage(Path::new(b))))
+        // Every holder of every device, so a person can release them all in one go.
+        let found = tokio::task::spawn_blocking(move || bdevs.iter().flat_map(|b| usages(Path::new(b), true)).collect::<Vec<_>>())
             .await
             .map_err(|e| DeviceError::InUse(format!("cannot check whether the devices are in use: {e}")))?;
-        match found {
-            Some(why) => Err(DeviceError::InUse(why)),
-            None => Ok(()),
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(DeviceError::InUse(found.join("; ")))
         }
+    }
+
+    /// What holds the block device `bdev` now (mounts, swap, LVM and MD holders), in words;
+    /// read on demand (Lun.UsedBy).
+    pub async fn used_by(&self, bdev: &str) -> Vec<String> {
+        if bdev.is_empty() {
+            return Vec::new();
+        }
+        let b = PathBuf::from(bdev);
+        tokio::task::spawn_blocking(move || usages(&b, false)).await.unwrap_or_default()
     }
 
     /// Removes path `path_id`; the LU's device goes away with its last path (IO in flight
@@ -1268,17 +1280,26 @@ fn unescape_mount(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The mount point of the first mount of device `majmin` ("259:0") in a mountinfo text.
+/// The mount points of device `majmin` ("259:0") in a mountinfo text, in order.
+fn mounts_of(mountinfo: &str, majmin: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let _id = f.next()?;
+            let _parent = f.next()?;
+            let dev = f.next()?;
+            let _root = f.next()?;
+            let point = f.next()?;
+            (dev == majmin).then(|| unescape_mount(point))
+        })
+        .collect()
+}
+
+/// The mount point of the first mount of device `majmin` in a mountinfo text.
+#[cfg(test)]
 fn mounted_at(mountinfo: &str, majmin: &str) -> Option<String> {
-    mountinfo.lines().find_map(|l| {
-        let mut f = l.split(' ');
-        let _id = f.next()?;
-        let _parent = f.next()?;
-        let dev = f.next()?;
-        let _root = f.next()?;
-        let point = f.next()?;
-        (dev == majmin).then(|| unescape_mount(point))
-    })
+    mounts_of(mountinfo, majmin).into_iter().next()
 }
 
 fn read_trim(p: &Path) -> Option<String> {
@@ -1305,14 +1326,47 @@ fn disk_and_partitions(name: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Who holds `name` (a disk or partition) through sysfs: "dm-0 (vg-lv)", "md0".
-fn holder(sys_dir: &Path) -> Option<String> {
-    let e = std::fs::read_dir(sys_dir.join("holders")).ok()?.flatten().next()?;
-    let h = e.file_name().to_string_lossy().into_owned();
-    Some(match read_trim(&Path::new("/sys/block").join(&h).join("dm/name")) {
-        Some(n) if !n.is_empty() => format!("{h} (device-mapper {n})"),
-        _ => h,
-    })
+/// Who holds a disk or partition (its sysfs dir) through sysfs, in words: "RAID md0",
+/// "LVM volume group vg0 (dm-0, vg0-data)", "device-mapper crypt1 (dm-1)".
+fn holders(sys_dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(sys_dir.join("holders")) else { return Vec::new() };
+    let mut out: Vec<String> = rd
+        .flatten()
+        .map(|e| {
+            let h = e.file_name().to_string_lossy().into_owned();
+            let dm = Path::new("/sys/block").join(&h).join("dm");
+            match read_trim(&dm.join("name")) {
+                Some(n) if !n.is_empty() => {
+                    let lvm = read_trim(&dm.join("uuid")).is_some_and(|u| u.starts_with("LVM-"));
+                    match lvm_volume_group(&n).filter(|_| lvm) {
+                        Some(vg) => format!("LVM volume group {vg} ({h}, {n})"),
+                        None => format!("device-mapper {n} ({h})"),
+                    }
+                }
+                _ if h.starts_with("md") => format!("RAID {h}"),
+                _ => h,
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The volume group of an LVM device-mapper name "vg-lv" (a '-' inside a name is doubled).
+fn lvm_volume_group(dm_name: &str) -> Option<String> {
+    let b = dm_name.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'-' {
+            if b.get(i + 1) == Some(&b'-') {
+                i += 2;
+                continue;
+            }
+            return Some(dm_name[..i].replace("--", "-"));
+        }
+        i += 1;
+    }
+    None
 }
 
 /// A process (other than us) with `dev` open: "fio (pid 42)".
@@ -1332,9 +1386,12 @@ fn opener(dev: &Path) -> Option<String> {
     None
 }
 
-/// Why `bdev` (/dev/ublkbN) must not go away now, or None.
-fn usage(bdev: &Path) -> Option<String> {
-    let name = bdev.file_name()?.to_string_lossy().into_owned();
+/// Everything that holds `bdev` (/dev/ublkbN) or its partitions now, in words: mounts
+/// (every mount point), swap, device-mapper (LVM) and MD holders, and, when `probe_exclusive`,
+/// other exclusive openers (found by trying an exclusive open, so only when about to remove).
+fn usages(bdev: &Path, probe_exclusive: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(name) = bdev.file_name().map(|n| n.to_string_lossy().into_owned()) else { return out };
     let devs = disk_and_partitions(&name);
     // PID 1's mounts are the users' (the daemon may run with PrivateMounts=yes); ours too.
     let mountinfos: Vec<String> = ["/proc/1/mountinfo", "/proc/self/mountinfo"]
@@ -1342,25 +1399,29 @@ fn usage(bdev: &Path) -> Option<String> {
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .collect();
     for (n, majmin) in &devs {
-        for mi in &mountinfos {
-            if let Some(at) = mounted_at(mi, majmin) {
-                return Some(format!("/dev/{n} is mounted on {at}"));
-            }
+        let mut points: Vec<String> = mountinfos.iter().flat_map(|mi| mounts_of(mi, majmin)).collect();
+        points.dedup();
+        let mut seen = std::collections::BTreeSet::new();
+        for at in points.into_iter().filter(|p| seen.insert(p.clone())) {
+            out.push(format!("/dev/{n} is mounted on {at}"));
         }
     }
     if let Ok(swaps) = std::fs::read_to_string("/proc/swaps") {
         for (n, _) in &devs {
             let dev = format!("/dev/{n}");
             if swaps.lines().skip(1).any(|l| l.split_whitespace().next() == Some(dev.as_str())) {
-                return Some(format!("{dev} is in use as swap"));
+                out.push(format!("{dev} is in use as swap"));
             }
         }
     }
     for (n, _) in &devs {
         let sys_dir = if *n == name { Path::new("/sys/block").join(n) } else { Path::new("/sys/block").join(&name).join(n) };
-        if let Some(h) = holder(&sys_dir) {
-            return Some(format!("/dev/{n} is held by {h}"));
+        for h in holders(&sys_dir) {
+            out.push(format!("/dev/{n} is in {h}"));
         }
+    }
+    if !probe_exclusive || !out.is_empty() {
+        return out;
     }
     for (n, _) in &devs {
         let dev = PathBuf::from(format!("/dev/{n}"));
@@ -1373,13 +1434,13 @@ fn usage(bdev: &Path) -> Option<String> {
             continue;
         }
         if io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY) {
-            return Some(match opener(&dev) {
+            out.push(match opener(&dev) {
                 Some(who) => format!("{} is opened exclusively by {who}", dev.display()),
                 None => format!("{} is opened exclusively by another program", dev.display()),
             });
         }
     }
-    None
+    out
 }
 
 #[cfg(test)]
@@ -1687,6 +1748,13 @@ mod tests {
 
     /// Who has a device open is named in the InUse message: any other process with it among
     /// its open files.
+    #[test]
+    fn lvm_names_split_at_a_single_dash() {
+        assert_eq!(lvm_volume_group("vg0-data").as_deref(), Some("vg0"));
+        assert_eq!(lvm_volume_group("my--vg-lv--1").as_deref(), Some("my-vg"));
+        assert_eq!(lvm_volume_group("crypt1"), None);
+    }
+
     #[test]
     fn opener_names_the_process() {
         let dir = tempfile::tempdir().unwrap();

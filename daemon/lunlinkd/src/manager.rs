@@ -33,6 +33,8 @@ pub enum Change {
     LunAdded(LunId),
     LunChanged(LunId),
     LunRemoved(LunId),
+    /// A Manager property (the initiator name).
+    ManagerChanged,
 }
 
 /// Failures of daemon operations, by what a client can do about them. The adaptor maps each
@@ -356,7 +358,9 @@ pub type LoginResult = (NodeId, Result<SessionId, DaemonError>);
 
 pub struct Manager {
     config: Config,
-    initiator_name: String,
+    /// Changed only by SetInitiatorName, while no session exists.
+    initiator_name: std::sync::RwLock<String>,
+    state_dir: PathBuf,
     store: NodeStore,
     state: Mutex<State>,
     changes: mpsc::UnboundedSender<Change>,
@@ -418,7 +422,8 @@ impl Manager {
         let devices = crate::device::DeviceManager::new(crate::device::DeviceConfig::from_config(&config.devices));
         let m = Arc::new(Manager {
             config,
-            initiator_name,
+            initiator_name: std::sync::RwLock::new(initiator_name),
+            state_dir: state_dir.clone(),
             store,
             state: Mutex::new(state),
             changes: tx,
@@ -445,8 +450,42 @@ impl Manager {
         self.emitted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    pub fn initiator_name(&self) -> &str {
-        &self.initiator_name
+    pub fn initiator_name(&self) -> String {
+        self.initiator_name.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Gives the initiator a new iSCSI name (kept in `<state-dir>/initiator-name`). Refused
+    /// while any session exists: targets know the initiator by its name (ACLs, CHAP), and a
+    /// session keeps the name it logged in with, so the change would apply to some sessions
+    /// and not others. Refused when the config file sets the name: the file would win at the
+    /// next start.
+    pub async fn set_initiator_name(&self, name: &str) -> Result<(), DaemonError> {
+        let name = crate::initiator_name::normalize_name(name)
+            .map_err(|e| DaemonError::InvalidArgument(format!("invalid initiator name {name:?}: {e}")))?;
+        if self.config.initiator.name.is_some() {
+            return Err(DaemonError::NotSupported(
+                "the initiator name is set in the config file ([initiator] name): change it there and restart lunlinkd"
+                    .into(),
+            ));
+        }
+        let _writer = self.defaults_write.lock().await;
+        let n = self.lock().sessions.len();
+        if n > 0 {
+            return Err(DaemonError::InUse(format!(
+                "{n} session(s) are logged in with the current name: log them out first (targets grant access \
+                 by initiator name, so check their ACLs for the new one)"
+            )));
+        }
+        let path = self.state_dir.join(crate::initiator_name::NAME_FILE);
+        let contents = format!("{name}\n");
+        tokio::task::spawn_blocking(move || crate::nodes::write_file_atomic(&path, contents.as_bytes(), 0o644, true))
+            .await
+            .map_err(|e| DaemonError::Failed(e.to_string()))?
+            .map_err(|e| DaemonError::Failed(format!("cannot save the initiator name: {e}")))?;
+        let old = std::mem::replace(&mut *self.initiator_name.write().unwrap_or_else(|e| e.into_inner()), name.clone());
+        tracing::info!(old = %old, new = %name, "initiator name changed");
+        self.emit(Change::ManagerChanged);
+        Ok(())
     }
 
     pub fn default_auth(&self) -> (config::Auth, config::Auth) {
@@ -592,6 +631,11 @@ impl Manager {
         })
     }
 
+    /// What holds block device `device` now (mounts, swap, LVM, MD), in words.
+    pub async fn used_by(&self, device: &str) -> Vec<String> {
+        self.devices.used_by(device).await
+    }
+
     /// Nodes of `target`, optionally only the one on `portal`.
     pub fn find_nodes(&self, target: &str, portal: &str) -> Result<Vec<NodeId>, DaemonError> {
         // A malformed name is the caller's mistake, not a missing node: say what is wrong.
@@ -637,7 +681,7 @@ impl Manager {
         let auth = s.apply_auth(&self.lock().discovery_auth);
         let auth = engine_auth(&auth)?;
         let timeout = self.config.timeouts.login_timeout();
-        let found = engine::discover(&portal, &self.initiator_name, auth, timeout)
+        let found = engine::discover(&portal, &self.initiator_name(), auth, timeout)
             .await
             .map_err(|e| DaemonError::from_engine(e, &format!("discovery on {portal} failed")))?;
         let mut out = Vec::new();
@@ -866,7 +910,7 @@ impl Manager {
         let mut isid: [u8; 6] = rand::random();
         isid[0] = 0x80; // random-qualifier format (RFC 7143 §11.12.5)
         let cfg = SessionConfig {
-            initiator_name: self.initiator_name.clone(),
+            initiator_name: self.initiator_name(),
             initiator_alias: self.config.initiator.alias.clone(),
             target_name: node.target.clone(),
             portal: parse_portal(&node.portal)?,

@@ -388,3 +388,43 @@ fn discover_where_nothing_listens_fails_quickly_and_clearly() {
     assert!(matches!(e, Error::ConnectionFailed(_)), "{e:?}");
     d.stop();
 }
+
+#[test]
+fn initiator_name_can_change_only_without_sessions() {
+    let tgt = Tgtd::start();
+    tgt.add_target(1, "iqn.2024-01.test:rename").unwrap();
+    tgt.add_lun_file(1, 1, 8 << 20).unwrap();
+    tgt.bind_all(1).unwrap();
+    let bus = Bus::start();
+    let dirs = Dirs::new();
+    let d = Daemon::start(&bus, &dirs);
+    let new = "iqn.2026-12.org.example:renamed";
+    // A bad name is refused and names the problem.
+    let o = ctl(&bus, &["set-initiator-name", "not a name"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // With a session: refused, the name stays.
+    ok(&ctl(&bus, &["discover", &tgt.portal()]));
+    ok(&ctl(&bus, &["login", "iqn.2024-01.test:rename"]));
+    let old = json(&ctl(&bus, &["--json", "status"]))["initiator_name"].as_str().unwrap().to_owned();
+    let o = ctl(&bus, &["set-initiator-name", new]);
+    assert_eq!(o.status.code(), Some(4), "in use while logged in: {}", stderr(&o));
+    assert!(stderr(&o).contains("log them out first"), "{}", stderr(&o));
+    assert_eq!(json(&ctl(&bus, &["--json", "status"]))["initiator_name"], old.as_str());
+    // Without sessions: changed, signalled, used at the next login, kept across restarts.
+    ok(&ctl(&bus, &["logout", "--all"]));
+    let rt = runtime();
+    let conn = run(&rt, connect(&bus));
+    let m = run(&rt, manager_watching(&conn));
+    let mut changes = run(&rt, async { m.receive_initiator_name_changed().await });
+    ok(&ctl(&bus, &["set-initiator-name", new]));
+    let c = run(&rt, async { next_matching(&mut changes, STEP_LIMIT, "InitiatorName changed", |_| true).await });
+    assert_eq!(run(&rt, c.get()).unwrap(), new);
+    assert_eq!(std::fs::read_to_string(dirs.state.join("initiator-name")).unwrap().trim(), new);
+    ok(&ctl(&bus, &["login", "iqn.2024-01.test:rename"]));
+    let shown = tgt.show_target(1).unwrap();
+    assert!(shown.contains(new), "the target sees the new name:\n{shown}");
+    ok(&ctl(&bus, &["logout", "--all"]));
+    d.stop();
+    let _d = Daemon::start(&bus, &dirs);
+    assert_eq!(json(&ctl(&bus, &["--json", "status"]))["initiator_name"], new);
+}

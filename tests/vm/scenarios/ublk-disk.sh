@@ -153,7 +153,7 @@ rc=$?
 echo "$out"
 check "Logout while dm holds $dev2 fails with exit status 4 (in use), got $rc" test "$rc" -eq 4
 check "the refusal names $dev2 and its device-mapper holder" \
-    sh -c 'case "$1" in *"$2 is held by dm-"*"(device-mapper lunlink-hold)"*) ;; *) exit 1 ;; esac' - "$out" "$dev2"
+    sh -c 'case "$1" in *"$2 is in device-mapper lunlink-hold (dm-"*")"*) ;; *) exit 1 ;; esac' - "$out" "$dev2"
 dmsetup --noudevsync remove lunlink-hold || die "dmsetup could not remove lunlink-hold"
 
 # A partition of LUN 2 used as swap: udev names the partition, and Logout is refused.

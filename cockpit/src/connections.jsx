@@ -122,7 +122,7 @@ export function ForceDialog({ refusals, snap, onConfirm, onClose }) {
             title={_("Disconnect anyway?")}
             actions={[
                 <Button key="force" id="force-confirm" variant="danger" onClick={onConfirm}>{_("Disconnect anyway")}</Button>,
-                <Button key="cancel" variant="link" onClick={onClose}>{_("Cancel")}</Button>,
+                <Button key="cancel" id="force-cancel" variant="link" onClick={onClose}>{_("Cancel")}</Button>,
             ]}
         >
             <Stack hasGutter>

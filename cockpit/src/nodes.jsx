@@ -86,7 +86,7 @@ function SettingsDialog({ node, onClose }) {
             description={node.Portal}
             actions={[
                 <Button key="save" id="node-settings-save" variant="primary" onClick={save} isDisabled={busy || !!problem} isLoading={busy}>{_("Save")}</Button>,
-                <Button key="cancel" variant="link" onClick={() => onClose(null)}>{_("Cancel")}</Button>,
+                <Button key="cancel" id="node-settings-cancel" variant="link" onClick={() => onClose(null)}>{_("Cancel")}</Button>,
             ]}
         >
             <Form isHorizontal onSubmit={ev => { ev.preventDefault(); save() }}>
@@ -150,7 +150,7 @@ function DeleteDialog({ node, onClose }) {
             title={_("Delete node?")}
             actions={[
                 <Button key="delete" id="node-delete-confirm" variant="danger" onClick={del} isDisabled={busy} isLoading={busy}>{_("Delete")}</Button>,
-                <Button key="cancel" variant="link" onClick={onClose}>{_("Cancel")}</Button>,
+                <Button key="cancel" id="node-delete-cancel" variant="link" onClick={onClose}>{_("Cancel")}</Button>,
             ]}
         >
             <p>{cockpit.format(_("$0 on $1 is forgotten with its settings; discovery finds it again."), node.Target, node.Portal)}</p>

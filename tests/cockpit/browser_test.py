@@ -203,7 +203,7 @@ class PageTest:
         self.b.wait_text("#timeouts", "Replacement")
         self.b.wait_text("#counters", "Commands")
         self.b.click("#counters-refresh")
-        self.shot("07-session-details")
+        self.shot("09-session-details")
         self.b.click(".pf-v5-c-breadcrumb a")
         self.b.find("#sessions-table")
 
@@ -216,7 +216,7 @@ class PageTest:
         assert self.session_row_text(PLAIN) and self.session_row_text(MUTUAL)
         out = self.svc.lunlinkctl("--json", "sessions")
         assert CHAP not in out and EXTRA not in out, out
-        self.shot("08-disconnected")
+        self.shot("10-disconnected")
 
     def test_select_all(self):
         self.b.js("const c = document.getElementById('select-all-sessions'); if (!c.checked) c.click();")
@@ -251,7 +251,7 @@ class PageTest:
         # Restart the daemon: the page says it is gone, then the record comes back as it was.
         self.svc.stop_lunlinkd()
         self.b.find("#alert-not-running", timeout=30)
-        self.shot("09-daemon-down")
+        self.shot("11-daemon-down")
         self.svc.start_lunlinkd()
         self.b.refresh()
         self.b.find("#view-nodes")
@@ -260,7 +260,29 @@ class PageTest:
         assert self.node_switch(CHAP) is False
         # lunlinkd logs in to automatic nodes at start.
         self.b.wait_text(self.node_row(PLAIN), "Logged in", timeout=60)
-        self.shot("10-nodes-persisted")
+        self.shot("12-nodes-persisted")
+
+    def test_node_settings_and_delete(self):
+        # Digests through the settings dialog; the answer says when they apply.
+        self.b.click(f'{self.node_row(CHAP)} button[id^="node-settings-"]')
+        self.b.find("#node-header-digest")
+        self.b.js("""
+            const sel = document.getElementById('node-header-digest');
+            const set = Object.getOwnPropertyDescriptor(HTMLSelectElement.prototype, 'value').set;
+            set.call(sel, 'crc32c,none');
+            sel.dispatchEvent(new Event('change', {bubbles: true}));""")
+        self.b.click("#node-settings-save")
+        self.b.wait_text(self.node_row(CHAP), "Saved, in effect")
+        # A logged-in node cannot be deleted, and the page says why.
+        self.b.click(f'{self.node_row(PLAIN)} button[id^="node-delete-"]')
+        self.b.click("#node-delete-confirm")
+        self.b.wait_text("#node-delete-error", "disconnect its session first")
+        self.shot("13-node-delete-refused")
+        self.b.click("#node-delete-cancel")
+        # One that is not logged in goes.
+        self.b.click(f'{self.node_row(EXTRA)} button[id^="node-delete-"]')
+        self.b.click("#node-delete-confirm")
+        wait_until("the deleted node to leave the table", lambda: not self.b.find_all(self.node_row(EXTRA)), 20)
 
     def test_dark_theme(self):
         self.b.js("localStorage.setItem('shell:style', 'dark');")
@@ -268,14 +290,14 @@ class PageTest:
         self.b.refresh()
         self.b.wait_js("the dark theme class", "return document.documentElement.classList.contains('pf-v5-theme-dark')")
         self.b.wait_text("#sessions-table", PLAIN)
-        self.shot("11-connections-dark")
+        self.shot("14-connections-dark")
         self.view("add")
         self.b.type("#discover-host", "127.0.0.1")
         self.b.type("#discover-port", str(self.svc.tgt_port))
         self.b.click("#discover")
         self.wait_result(PLAIN, "Connected")
         self.wait_result(CHAP, "Not connected")
-        self.shot("12-add-dark")
+        self.shot("15-add-dark")
         # The shell's event switches at once, without a reload.
         self.b.js("window.dispatchEvent(new CustomEvent('cockpit-style', {detail: {style: 'light'}}));")
         self.b.wait_js("the light theme", "return !document.documentElement.classList.contains('pf-v5-theme-dark')")
@@ -291,7 +313,7 @@ class PageTest:
         for t in (PLAIN, CHAP, MUTUAL, EXTRA):
             self.b.wait_text("#sessions-table", t)
         self.b.frame(None)
-        self.shot("13-shell-light", top=False)
+        self.shot("07-shell-light", top=False)
         # The shell's dark style reaches the page (Cockpit keeps it in localStorage).
         self.b.js("localStorage.setItem('shell:style', 'dark');")
         self.b.refresh()
@@ -301,7 +323,7 @@ class PageTest:
         self.b.click('.lunlink-tabs a[href="#/nodes"]')
         self.b.wait_text("#nodes-table", PLAIN)
         self.b.frame(None)
-        self.shot("14-shell-dark-nodes", top=False)
+        self.shot("08-shell-dark-nodes", top=False)
         self.b.js("localStorage.removeItem('shell:style');")
         self.b.set_window(1280, 1000)
 
@@ -318,7 +340,7 @@ class PageTest:
                 .map(s => document.querySelector(s))
                 .every(e => e && e.disabled);""")
         assert disabled, "change controls are active without administrative access"
-        self.shot("15-limited-access")
+        self.shot("16-limited-access")
 
     def test_no_csp_violation(self):
         trace = self.b.js("return window.lunlink.store.trace") or []
@@ -371,7 +393,7 @@ def main():
             t.test_landing, t.test_discover_connect_all, t.test_ctl_login_appears, t.test_default_auth_write_only,
             t.test_connect_chap_targets, t.test_default_auth_back_to_none, t.test_sessions_table, t.test_in_cockpit_shell,
             t.test_session_details, t.test_disconnect_selected, t.test_select_all, t.test_node_startup_persisted,
-            t.test_dark_theme, t.test_limited_access,
+            t.test_node_settings_and_delete, t.test_dark_theme, t.test_limited_access,
             t.test_no_csp_violation,
         ]
         for s in scenarios:

@@ -27,9 +27,14 @@ export function sharedDeviceError(luns) {
 }
 
 function byPath(lun) {
-    if (lun.ByPath === undefined) return DASH;
-    if (!lun.ByPath) return DASH;
-    return <code className="lunlink-wrap">{lun.ByPath}</code>;
+    const ids = Array.isArray(lun.ById) ? lun.ById : lun.ById ? [lun.ById] : [];
+    if (!lun.ByPath && !ids.length) return DASH;
+    return (
+        <>
+            {lun.ByPath && <code className="lunlink-wrap">{lun.ByPath}</code>}
+            {ids.map(id => <div key={id} className="lunlink-muted lunlink-wrap"><small>{id}</small></div>)}
+        </>
+    );
 }
 
 export function usedBy(lun) {
@@ -40,6 +45,37 @@ export function usedBy(lun) {
         <List isPlain>
             {u.map((e, i) => <ListItem key={i}>{usedByText(e)}</ListItem>)}
         </List>
+    );
+}
+
+/// Identity of each LUN, for the session details: what the target reports about it.
+export function LunIdentity({ luns, label }) {
+    if (luns.length === 0) return null;
+    return (
+        <Table aria-label={label} variant="compact" className="lunlink-luns" id="lun-identity">
+            <Thead>
+                <Tr>
+                    <Th modifier="wrap" width={10}>{_("LUN")}</Th>
+                    <Th modifier="wrap">{_("WWID")}</Th>
+                    <Th modifier="wrap">{_("Serial")}</Th>
+                    <Th modifier="wrap" width={10}>{_("Revision")}</Th>
+                    <Th modifier="wrap" width={10}>{_("Block size")}</Th>
+                    <Th modifier="wrap" width={10}>{_("Access")}</Th>
+                </Tr>
+            </Thead>
+            <Tbody>
+                {luns.map(l => (
+                    <Tr key={l.path}>
+                        <Td dataLabel={_("LUN")}>{l.Lun}</Td>
+                        <Td dataLabel={_("WWID")}><code className="lunlink-wrap">{l.Wwid || DASH}</code></Td>
+                        <Td dataLabel={_("Serial")} className="lunlink-wrap">{l.Serial || DASH}</Td>
+                        <Td dataLabel={_("Revision")}>{l.Revision || DASH}</Td>
+                        <Td dataLabel={_("Block size")}>{l.BlockSize ? cockpit.format(_("$0 B"), l.BlockSize) : DASH}</Td>
+                        <Td dataLabel={_("Access")}>{l.ReadOnly ? _("Read-only") : _("Read-write")}</Td>
+                    </Tr>
+                ))}
+            </Tbody>
+        </Table>
     );
 }
 

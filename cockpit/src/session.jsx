@@ -8,7 +8,7 @@ import {
 import { options, sessionLuns, store, IFACE } from "./client.js";
 import { AdminContext } from "./context.js";
 import { describe, errorKind } from "./errors.js";
-import { LunTable } from "./luns.jsx";
+import { LunIdentity, LunTable } from "./luns.jsx";
 import { ForceDialog, StateLabel } from "./connections.jsx";
 import { formatBytes, variantText } from "./util.js";
 
@@ -196,7 +196,12 @@ export function SessionDetails({ snap, id }) {
                 <StackItem>
                     <Card id="session-luns">
                         <CardTitle component="h2">{_("LUNs")}</CardTitle>
-                        <CardBody><LunTable luns={luns} label={cockpit.format(_("LUNs of $0"), session.Target)} /></CardBody>
+                        <CardBody>
+                            <Stack hasGutter>
+                                <StackItem><LunTable luns={luns} label={cockpit.format(_("LUNs of $0"), session.Target)} /></StackItem>
+                                <StackItem><LunIdentity luns={luns} label={cockpit.format(_("Identity of the LUNs of $0"), session.Target)} /></StackItem>
+                            </Stack>
+                        </CardBody>
                     </Card>
                 </StackItem>
             </Stack>

@@ -202,6 +202,7 @@ class PageTest:
         self.b.wait_text("#parameters", "MaxBurstLength")
         self.b.wait_text("#timeouts", "Replacement")
         self.b.wait_text("#counters", "Commands")
+        self.b.wait_text("#lun-identity", "Read-write")
         self.b.click("#counters-refresh")
         self.shot("09-session-details")
         self.b.click(".pf-v5-c-breadcrumb a")

@@ -201,8 +201,8 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
                 )}
             </Td>
             <Td dataLabel={_("Authentication")}>{authText(node)}</Td>
-            <Td dataLabel={_("Session")}>{session ? <StateLabel state={session.State} /> : <span className="lunlink-muted">{_("Not logged in")}</span>}</Td>
-            <Td isActionCell className="lunlink-actions">
+            <Td dataLabel={_("Session")} className="lunlink-nowrap">{session ? <StateLabel state={session.State} /> : <span className="lunlink-muted">{_("Not logged in")}</span>}</Td>
+            <Td isActionCell>
                 <Flex flexWrap={{ default: "nowrap" }} spaceItems={{ default: "spaceItemsSm" }} justifyContent={{ default: "justifyContentFlexEnd" }}>
                     <Button variant="secondary" size="sm" onClick={onSettings} isDisabled={!canChange} id={`node-settings-${id}`} aria-label={cockpit.format(_("Settings of $0"), node.Target)}>{_("Settings")}</Button>
                     <Button variant="secondary" isDanger size="sm" onClick={onDelete} isDisabled={!canChange} id={`node-delete-${id}`} aria-label={cockpit.format(_("Delete $0"), node.Target)}>{_("Delete")}</Button>

@@ -226,6 +226,33 @@ class PageTest:
         self.b.js("document.getElementById('select-all-sessions').click();")
         assert self.b.js("return document.querySelectorAll('#sessions-table tbody input[type=checkbox]:checked').length") == 0
 
+    def test_in_use_flow(self):
+        # The host has no ublk, so no device can be mounted here (the VM proves the daemon's
+        # side): make lunlinkd's InUse refusal come from the page's own call once, to walk the
+        # page through it: holders shown, "Disconnect anyway", confirmation, forced logout.
+        self.b.js("""
+            const store = window.lunlink.store;
+            const real = store.manager_call.bind(store);
+            window.__forced = [];
+            store.manager_call = (method, args) => {
+                if (method === 'Logout' && !('force' in args[1]))
+                    return Promise.reject({ name: 'org.lunlink.Initiator1.Error.InUse',
+                                            message: '/dev/ublkb0 is mounted on /mnt' });
+                if (method === 'Logout') window.__forced.push(args[1].force.v);
+                return real(method, args);
+            };""")
+        self.b.click(f'#sessions-table tbody[data-session="{MUTUAL}"] input[type=checkbox]')
+        self.b.click("#disconnect-selected")
+        self.b.wait_text("#inuse-alert", "/dev/ublkb0 is mounted on /mnt")
+        assert self.session_row_text(MUTUAL), "refused, yet gone"
+        self.b.click("#disconnect-anyway")
+        self.b.wait_text("#force-dialog", "Data may be lost")
+        self.shot("10-disconnect-anyway")
+        self.b.click("#force-confirm")
+        wait_until(f"{MUTUAL} to leave the table", lambda: self.session_row_text(MUTUAL) is None, 30)
+        assert self.b.js("return window.__forced") == [True]
+        self.b.js("delete window.lunlink.store.manager_call;")  # the prototype's again
+
     def test_default_auth_back_to_none(self):
         self.view("authentication")
         self.b.click("#auth-session-method-none")
@@ -393,7 +420,7 @@ def main():
         scenarios = [
             t.test_landing, t.test_discover_connect_all, t.test_ctl_login_appears, t.test_default_auth_write_only,
             t.test_connect_chap_targets, t.test_default_auth_back_to_none, t.test_sessions_table, t.test_in_cockpit_shell,
-            t.test_session_details, t.test_disconnect_selected, t.test_select_all, t.test_node_startup_persisted,
+            t.test_session_details, t.test_disconnect_selected, t.test_select_all, t.test_in_use_flow, t.test_node_startup_persisted,
             t.test_node_settings_and_delete, t.test_dark_theme, t.test_limited_access,
             t.test_no_csp_violation,
         ]

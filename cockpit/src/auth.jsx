@@ -65,10 +65,22 @@ function Current({ scope, m }) {
     );
 }
 
+/// The form starts from what is in effect (secrets excepted: they cannot be read back).
+function initial(scope, m) {
+    const s = SCOPES[scope];
+    if (m[s.method] !== "chap") return { ...NO_CHAP, method: "none" };
+    return {
+        ...NO_CHAP,
+        method: m[s.reverse] ? "mutual" : "chap",
+        username: m[s.username] || "",
+        reverseUsername: m[s.reverse] || "",
+    };
+}
+
 function ScopeCard({ scope, snap }) {
     const canChange = useContext(AdminContext);
     const m = snap.manager || {};
-    const [value, setValue] = useState({ ...NO_CHAP, method: "chap" });
+    const [value, setValue] = useState(() => initial(scope, m));
     const [busy, setBusy] = useState(false);
     const [error, setError] = useState(null);
     const [saved, setSaved] = useState(false);
@@ -143,8 +155,9 @@ export function Authentication({ snap }) {
                 </StackItem>
                 <StackItem>
                     <Gallery hasGutter minWidths={{ default: "100%", xl: "40rem" }}>
-                        <ScopeCard scope="session" snap={snap} />
-                        <ScopeCard scope="discovery" snap={snap} />
+                        {/* Mounted again once the Manager is read, to start from its values. */}
+                        <ScopeCard key={`session-${!!snap.manager}`} scope="session" snap={snap} />
+                        <ScopeCard key={`discovery-${!!snap.manager}`} scope="discovery" snap={snap} />
                     </Gallery>
                 </StackItem>
             </Stack>

@@ -1,6 +1,6 @@
 import React, { useContext, useState } from "react";
 import {
-    ActionGroup, Alert, Button, Card, CardBody, CardHeader, CardTitle, Checkbox, DescriptionList,
+    ActionGroup, Alert, AlertActionCloseButton, Button, Card, CardBody, CardHeader, CardTitle, Checkbox, DescriptionList,
     DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, EmptyState, EmptyStateBody,
     EmptyStateHeader, Form, FormGroup, FormHelperText, HelperText, HelperTextItem, Label, List, ListItem,
     Modal, PageSection, Spinner, Stack, StackItem, TextInput, Toolbar, ToolbarContent, ToolbarItem,
@@ -152,7 +152,7 @@ function InUseAlert({ refusals, snap, onForce, onClose }) {
             isInline
             id="inuse-alert"
             title={_("Not disconnected: in use")}
-            actionClose={<Button variant="plain" aria-label={_("Close")} onClick={onClose}>×</Button>}
+            actionClose={<AlertActionCloseButton onClose={onClose} />}
             actionLinks={canChange && <Button variant="link" isInline id="disconnect-anyway" onClick={onForce}>{_("Disconnect anyway…")}</Button>}
         >
             <List>

@@ -1,7 +1,8 @@
 import React, { useContext, useState } from "react";
 import {
     Alert, Button, Card, CardBody, CardTitle, EmptyState, Flex, EmptyStateBody, EmptyStateHeader, Form, FormGroup,
-    FormHelperText, FormSelect, FormSelectOption, HelperText, HelperTextItem, Modal, PageSection, Switch, TextInput,
+    FormHelperText, FormSelect, FormSelectOption, HelperText, HelperTextItem, Modal, PageSection, Spinner, Switch,
+    TextInput,
 } from "@patternfly/react-core";
 import { Table, Thead, Tbody, Tr, Th, Td } from "@patternfly/react-table";
 
@@ -169,6 +170,14 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
     const session = node.Session && node.Session !== "/" ? snap.sessions.find(s => s.path === node.Session) : null;
     const id = node.path.split("/").pop();
     const automatic = node.Startup === "automatic";
+    const [loggingIn, setLoggingIn] = useState(false);
+    const login = () => {
+        setLoggingIn(true);
+        setNote(null);
+        store.call(node.path, IFACE.node, "Login", [options({})])
+                .catch(err => setNote({ err }))
+                .finally(() => setLoggingIn(false));
+    };
     const toggle = on => {
         setBusy(true);
         setNote(null);
@@ -201,9 +210,16 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
                 )}
             </Td>
             <Td dataLabel={_("Authentication")}>{authText(node)}</Td>
-            <Td dataLabel={_("Session")} className="lunlink-nowrap">{session ? <StateLabel state={session.State} /> : <span className="lunlink-muted">{_("Not logged in")}</span>}</Td>
+            <Td dataLabel={_("Session")} className="lunlink-nowrap">
+                {session && <StateLabel state={session.State} />}
+                {!session && !loggingIn && <span className="lunlink-muted">{_("Not logged in")}</span>}
+                {!session && loggingIn && <><Spinner size="sm" aria-label={_("Logging in")} /> {_("Logging in…")}</>}
+            </Td>
             <Td isActionCell>
                 <Flex flexWrap={{ default: "nowrap" }} spaceItems={{ default: "spaceItemsSm" }} justifyContent={{ default: "justifyContentFlexEnd" }}>
+                    {!session && (
+                        <Button variant="secondary" size="sm" onClick={login} isDisabled={!canChange || loggingIn} id={`node-login-${id}`} aria-label={cockpit.format(_("Log in to $0 on $1"), node.Target, node.Portal)}>{_("Log in")}</Button>
+                    )}
                     <Button variant="secondary" size="sm" onClick={onSettings} isDisabled={!canChange} id={`node-settings-${id}`} aria-label={cockpit.format(_("Settings of $0"), node.Target)}>{_("Settings")}</Button>
                     <Button variant="secondary" isDanger size="sm" onClick={onDelete} isDisabled={!canChange} id={`node-delete-${id}`} aria-label={cockpit.format(_("Delete $0"), node.Target)}>{_("Delete")}</Button>
                 </Flex>

@@ -307,6 +307,10 @@ class PageTest:
         self.b.wait_text("#node-delete-error", "disconnect its session first")
         self.shot("13-node-delete-refused")
         self.b.click("#node-delete-cancel")
+        # Log in from the node list: the plain target through its IPv6 portal.
+        v6 = f'#nodes-table tr[data-node="{PLAIN}"][data-portal="[::1]:{self.svc.tgt_port}"]'
+        self.b.click(f'{v6} button[id^="node-login-"]')
+        self.b.wait_text(v6, "Logged in", timeout=30)
         # One that is not logged in goes.
         self.b.click(f'{self.node_row(EXTRA)} button[id^="node-delete-"]')
         self.b.click("#node-delete-confirm")

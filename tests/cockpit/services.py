@@ -9,6 +9,7 @@ side by side.
 import fcntl
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -264,9 +265,10 @@ class Services:
         base = os.path.join(self.tmp, name)
         xdg = os.path.join(base, "xdg")
         os.makedirs(os.path.join(xdg, "cockpit"), exist_ok=True)
-        link = os.path.join(xdg, "cockpit", "lunlink")
-        if not os.path.islink(link):
-            os.symlink(dist, link)
+        # A copy, not a link: user nobody may not reach the work tree (a clone under /root).
+        pkg = os.path.join(xdg, "cockpit", "lunlink")
+        if not os.path.exists(pkg):
+            shutil.copytree(dist, pkg)
         port, lock = free_port()
         self.locks.append(lock)
         home = os.path.join(base, "home")
@@ -281,6 +283,9 @@ class Services:
             os.chmod(self.tmp, 0o755)
             for d in (base, home, run):
                 os.chown(d, 65534, 65534)
+            for root, dirs, files in os.walk(base):
+                for n in dirs + files:
+                    os.chmod(os.path.join(root, n), 0o755 if n in dirs else 0o644)
             env["USER"] = env["LOGNAME"] = "nobody"
             argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
         self.spawn(name, argv, env=env)

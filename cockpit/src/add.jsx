@@ -1,4 +1,4 @@
-import React, { useContext, useState } from "react";
+import React, { useState } from "react";
 import {
     ActionGroup, Alert, Button, Card, CardBody, CardTitle, Checkbox, Flex, FlexItem, Form, FormGroup,
     FormHelperText, HelperText, HelperTextItem, PageSection, Spinner, Stack, StackItem, TextInput,
@@ -6,7 +6,6 @@ import {
 import { Table, Thead, Tbody, Tr, Th, Td } from "@patternfly/react-table";
 
 import { options, sessionLuns, store, IFACE } from "./client.js";
-import { AdminContext } from "./context.js";
 import { describe } from "./errors.js";
 import { devicesText } from "./luns.jsx";
 import { ChapFields, NO_CHAP, chapOptions, chapProblem } from "./chap.jsx";
@@ -51,7 +50,6 @@ function Result({ snap, t, result }) {
 }
 
 export function AddConnection({ snap }) {
-    const canChange = useContext(AdminContext);
     const [host, setHost] = useState("");
     const [port, setPort] = useState("3260");
     const [discAuth, setDiscAuth] = useState(NO_CHAP);
@@ -142,7 +140,6 @@ export function AddConnection({ snap }) {
                                         value={host}
                                         onChange={(_ev, v) => setHost(v)}
                                         validated={touched && hostProblem ? "error" : "default"}
-                                        isDisabled={!canChange}
                                     />
                                     <FormHelperText>
                                         <HelperText>
@@ -160,7 +157,6 @@ export function AddConnection({ snap }) {
                                         inputMode="numeric"
                                         onChange={(_ev, v) => setPort(v)}
                                         validated={portProblem ? "error" : "default"}
-                                        isDisabled={!canChange}
                                     />
                                     {portProblem && <FormHelperText><HelperText><HelperTextItem variant="error">{portProblem}</HelperTextItem></HelperText></FormHelperText>}
                                 </FormGroup>
@@ -171,11 +167,10 @@ export function AddConnection({ snap }) {
                                     hint={discAuth.method === "default" ? _("“Default” uses the discovery settings of Authentication options.") : null}
                                     value={discAuth}
                                     onChange={setDiscAuth}
-                                    disabled={!canChange}
                                 />
                                 {touched && discProblem && <HelperText><HelperTextItem variant="error">{discProblem}</HelperTextItem></HelperText>}
                                 <ActionGroup>
-                                    <Button id="discover" variant="primary" type="submit" isDisabled={!canChange || discovering} isLoading={discovering}>
+                                    <Button id="discover" variant="primary" type="submit" isDisabled={discovering} isLoading={discovering}>
                                         {discovering ? _("Discovering…") : _("Discover")}
                                     </Button>
                                 </ActionGroup>
@@ -202,7 +197,6 @@ export function AddConnection({ snap }) {
                                                     id="select-all-targets"
                                                     label={_("All targets")}
                                                     isChecked={all ? true : some ? null : false}
-                                                    isDisabled={!canChange}
                                                     onChange={(_ev, on) => setSelected(on ? new Set(targets.map(key)) : new Set())}
                                                 />
                                             </StackItem>
@@ -225,7 +219,6 @@ export function AddConnection({ snap }) {
                                                                         id={`select-target-${i}`}
                                                                         aria-label={cockpit.format(_("Select $0 on $1"), t.target, t.portal)}
                                                                         isChecked={selected.has(key(t))}
-                                                                        isDisabled={!canChange}
                                                                         onChange={(_ev, on) => {
                                                                             const next = new Set(selected);
                                                                             if (on) next.add(key(t));
@@ -254,7 +247,6 @@ export function AddConnection({ snap }) {
                                                         hint={sessAuth.method === "default" ? _("“Default” uses each node's own CHAP settings, else the session settings of Authentication options.") : null}
                                                         value={sessAuth}
                                                         onChange={setSessAuth}
-                                                        disabled={!canChange}
                                                     />
                                                     {(sessAuth.method === "chap" || sessAuth.method === "mutual") && (
                                                         <FormGroup fieldId="session-auth-remember" label={_("Keep")}>
@@ -270,7 +262,7 @@ export function AddConnection({ snap }) {
                                                     <ActionGroup>
                                                         <Flex alignItems={{ default: "alignItemsCenter" }}>
                                                             <FlexItem>
-                                                                <Button id="connect" variant="primary" type="submit" isDisabled={!canChange || !some} isLoading={connecting}>
+                                                                <Button id="connect" variant="primary" type="submit" isDisabled={!some} isLoading={connecting}>
                                                                     {_("Connect")}
                                                                 </Button>
                                                             </FlexItem>

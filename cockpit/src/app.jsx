@@ -2,7 +2,6 @@ import React, { useEffect, useState } from "react";
 import { Alert, Page, PageSection, Spinner, Tab, TabTitleText, Tabs, Title } from "@patternfly/react-core";
 
 import { usePermission, useStore } from "./client.js";
-import { AdminContext } from "./context.js";
 import { Connections } from "./connections.jsx";
 import { AddConnection } from "./add.jsx";
 import { Authentication } from "./auth.jsx";
@@ -48,7 +47,7 @@ function StatusAlerts({ snap, allowed }) {
     if (allowed === false) {
         alerts.push(
             <Alert key="admin" id="alert-limited-access" variant="info" isInline title={_("Changes need administrative access")}>
-                {_("You can see every connection and setting. To connect, disconnect or change settings, turn on administrative access (the “Limited access” button at the top of Cockpit).")}
+                {_("You can see every connection and setting. Connecting, disconnecting and changing settings need administrative access: turn it on with the “Limited access” button at the top of Cockpit. Without it, lunlinkd refuses changes unless its polkit rules allow them to you.")}
             </Alert>
         );
     }
@@ -63,7 +62,7 @@ export function Application() {
     if (view !== "session" && !VIEWS.some(([k]) => k === view)) view = "connections";
 
     return (
-        <AdminContext.Provider value={allowed !== false}>
+        <>
             <Page id="lunlink" className="lunlink-page">
                 <PageSection variant="light" className="lunlink-header">
                     <Title headingLevel="h1" size="2xl">{_("iSCSI Initiator")}</Title>
@@ -92,7 +91,7 @@ export function Application() {
                         <>
                             {/* Views stay mounted while hidden: a discovery or login started in
                                 one goes on, and its result is there when the person comes back. */}
-                            <div hidden={view !== "connections"} id="view-connections"><Connections snap={snap} /></div>
+                            <div hidden={view !== "connections"} id="view-connections"><Connections snap={snap} active={view === "connections"} /></div>
                             <div hidden={view !== "add"} id="view-add"><AddConnection snap={snap} /></div>
                             <div hidden={view !== "authentication"} id="view-authentication"><Authentication snap={snap} /></div>
                             <div hidden={view !== "nodes"} id="view-nodes"><Nodes snap={snap} /></div>
@@ -100,6 +99,6 @@ export function Application() {
                         </>
                     )}
             </Page>
-        </AdminContext.Provider>
+        </>
     );
 }

@@ -1,4 +1,4 @@
-import React, { useContext, useState } from "react";
+import React, { useState } from "react";
 import {
     ActionGroup, Alert, Button, Card, CardBody, CardTitle, DescriptionList, DescriptionListDescription,
     DescriptionListGroup, DescriptionListTerm, Flex, FlexItem, Form, Gallery, HelperText, HelperTextItem,
@@ -6,7 +6,6 @@ import {
 } from "@patternfly/react-core";
 
 import { options, store } from "./client.js";
-import { AdminContext } from "./context.js";
 import { describe } from "./errors.js";
 import { ChapFields, NO_CHAP, chapOptions, chapProblem } from "./chap.jsx";
 
@@ -78,7 +77,6 @@ function initial(scope, m) {
 }
 
 function ScopeCard({ scope, snap }) {
-    const canChange = useContext(AdminContext);
     const m = snap.manager || {};
     const [value, setValue] = useState(() => initial(scope, m));
     const [busy, setBusy] = useState(false);
@@ -120,12 +118,11 @@ function ScopeCard({ scope, snap }) {
                                 choices={[["none", _("None")], ["chap", _("CHAP")], ["mutual", _("Mutual CHAP")]]}
                                 value={value}
                                 onChange={v => { setValue(v); setSaved(false) }}
-                                disabled={!canChange}
                             />
                             <ActionGroup>
                                 <Flex alignItems={{ default: "alignItemsCenter" }}>
                                     <FlexItem>
-                                        <Button id={`auth-${scope}-save`} variant="primary" type="submit" isDisabled={!canChange || busy} isLoading={busy}>{_("Save")}</Button>
+                                        <Button id={`auth-${scope}-save`} variant="primary" type="submit" isDisabled={busy} isLoading={busy}>{_("Save")}</Button>
                                     </FlexItem>
                                     {touched && problem && (
                                         <FlexItem><HelperText><HelperTextItem variant="error">{problem}</HelperTextItem></HelperText></FlexItem>

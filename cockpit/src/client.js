@@ -3,7 +3,7 @@
 // are kept current by ObjectManager signals and PropertiesChanged (cockpit's proxies watch the
 // namespace): the page never polls. The Session counters are not signalled by the daemon; the
 // details view reads them on demand.
-import { useSyncExternalStore } from "react";
+import { useEffect, useState, useSyncExternalStore } from "react";
 
 const cockpit = window.cockpit;
 const _ = cockpit.gettext;
@@ -207,12 +207,24 @@ class Store {
         return new Promise((resolve, reject) => {
             // Logins and discovery can take as long as lunlinkd's own timeouts (several
             // connections, each with its login timeout): do not give up before the daemon does.
-            this.client.call(path, iface, method, args, { timeout: 300000 }).then(resolve, reject);
+            // "i": polkit may ask the person (Cockpit answers as their agent); lunlinkd allows
+            // interactive authorization only when a call carries this flag.
+            this.client.call(path, iface, method, args, { timeout: 300000, flags: "i" }).then(resolve, reject);
         });
     }
 
     manager_call(method, args) {
         return this.call(ROOT, IFACE.manager, method, args);
+    }
+
+    /// Lun.UsedBy of each LUN that has it, read now: lunlinkd computes it on demand and does not
+    /// signal it. Resolves with a Map path -> list (LUNs whose read failed are left out).
+    readUsedBy(luns) {
+        const wanted = luns.filter(l => l.UsedBy !== undefined);
+        return Promise.all(wanted.map(l =>
+            this.call(l.path, "org.freedesktop.DBus.Properties", "Get", [IFACE.lun, "UsedBy"])
+                    .then(([v]) => [l.path, v && typeof v === "object" && "v" in v ? v.v : v], () => null)
+        )).then(pairs => new Map(pairs.filter(Boolean)));
     }
 
     /// Every property of one object, read now (for the unsignalled Session counters).
@@ -265,6 +277,21 @@ export function indexBy(list) {
     const m = new Map();
     for (const o of list) m.set(o.path, o);
     return m;
+}
+
+/// Lun.UsedBy kept fresh while `active`: read when the view shows, when LUNs or their devices
+/// change, and when `token` changes (e.g. after a refused disconnect). Returns the LUNs with it.
+export function useFreshUsedBy(luns, active, token) {
+    const [fresh, setFresh] = useState(() => new Map());
+    const key = luns.filter(l => l.UsedBy !== undefined).map(l => `${l.path}=${l.Device}`).join(" ");
+    useEffect(() => {
+        if (!active || !key) return undefined;
+        let current = true;
+        store.readUsedBy(luns).then(m => { if (current) setFresh(m) });
+        return () => { current = false };
+        // eslint-disable-next-line react-hooks/exhaustive-deps
+    }, [active, key, token]);
+    return luns.map(l => (fresh.has(l.path) ? { ...l, UsedBy: fresh.get(l.path) } : l));
 }
 
 /// The LUNs of a session, in LUN order.

@@ -1,4 +1,4 @@
-import React, { useContext, useState } from "react";
+import React, { useState } from "react";
 import {
     ActionGroup, Alert, AlertActionCloseButton, Button, Card, CardBody, CardHeader, CardTitle, Checkbox, DescriptionList,
     DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, EmptyState, EmptyStateBody,
@@ -7,8 +7,7 @@ import {
 } from "@patternfly/react-core";
 import { ExpandableRowContent, Table, Thead, Tbody, Tr, Th, Td } from "@patternfly/react-table";
 
-import { options, sessionLuns, store } from "./client.js";
-import { AdminContext } from "./context.js";
+import { options, sessionLuns, store, useFreshUsedBy } from "./client.js";
 import { describe, errorKind, errorText } from "./errors.js";
 import { LunTable, sharedDeviceError, usedBy } from "./luns.jsx";
 import { STATE_COLOR, STATE_WORDS } from "./util.js";
@@ -79,7 +78,6 @@ function InitiatorNameDialog({ current, sessions, onClose }) {
 }
 
 function InitiatorCard({ snap }) {
-    const canChange = useContext(AdminContext);
     const [dialog, setDialog] = useState(false);
     const m = snap.manager || {};
     const canSet = snap.managerMethods.has("SetInitiatorName");
@@ -92,7 +90,7 @@ function InitiatorCard({ snap }) {
                         <DescriptionListTerm>{_("Initiator name")}</DescriptionListTerm>
                         <DescriptionListDescription>
                             <code id="initiator-name">{m.InitiatorName || "—"}</code>
-                            {canSet && canChange && (
+                            {canSet && (
                                 <Button variant="link" isInline id="initiator-name-change" className="lunlink-inline-action" onClick={() => setDialog(true)}>{_("Change")}</Button>
                             )}
                             {!canSet && (
@@ -145,7 +143,6 @@ export function ForceDialog({ refusals, snap, onConfirm, onClose }) {
 }
 
 function InUseAlert({ refusals, snap, onForce, onClose }) {
-    const canChange = useContext(AdminContext);
     return (
         <Alert
             variant="warning"
@@ -153,7 +150,7 @@ function InUseAlert({ refusals, snap, onForce, onClose }) {
             id="inuse-alert"
             title={_("Not disconnected: in use")}
             actionClose={<AlertActionCloseButton onClose={onClose} />}
-            actionLinks={canChange && <Button variant="link" isInline id="disconnect-anyway" onClick={onForce}>{_("Disconnect anyway…")}</Button>}
+            actionLinks={<Button variant="link" isInline id="disconnect-anyway" onClick={onForce}>{_("Disconnect anyway…")}</Button>}
         >
             <List>
                 {refusals.map(r => {
@@ -175,8 +172,11 @@ function InUseAlert({ refusals, snap, onForce, onClose }) {
     );
 }
 
-function SessionsCard({ snap }) {
-    const canChange = useContext(AdminContext);
+function SessionsCard({ snap: live, active }) {
+    // What uses each device is read on demand (lunlinkd does not signal it).
+    const [usedByToken, setUsedByToken] = useState(0);
+    const luns = useFreshUsedBy(live.luns, active, usedByToken);
+    const snap = { ...live, luns };
     const [selected, setSelected] = useState(() => new Set());
     const [expanded, setExpanded] = useState(() => new Set()); // collapsed rows; expanded by default
     const [busy, setBusy] = useState(() => new Set());
@@ -209,6 +209,7 @@ function SessionsCard({ snap }) {
             setBusy(prev => new Set([...prev].filter(p => !paths.includes(p))));
             setSelected(prev => new Set([...prev].filter(p => failed.some(f => f.path === p))));
             setRefusals(failed.filter(f => errorKind(f.err) === "InUse"));
+            if (failed.length) setUsedByToken(t => t + 1);
             setErrors(failed.filter(f => errorKind(f.err) !== "InUse"));
         });
     };
@@ -224,7 +225,7 @@ function SessionsCard({ snap }) {
                         <Button
                             id="disconnect-selected"
                             variant="secondary"
-                            isDisabled={!canChange || chosen.length === 0}
+                            isDisabled={chosen.length === 0}
                             onClick={() => disconnect(chosen, false)}
                         >
                             {chosen.length > 1 ? cockpit.format(_("Disconnect $0"), chosen.length) : _("Disconnect")}
@@ -279,7 +280,6 @@ function SessionsCard({ snap }) {
                                             id="select-all-sessions"
                                             aria-label={_("Select all sessions")}
                                             isChecked={allSelected ? true : someSelected ? null : false}
-                                            isDisabled={!canChange}
                                             onChange={(_ev, on) => selectAll(on)}
                                         />
                                     </Th>
@@ -315,7 +315,7 @@ function SessionsCard({ snap }) {
                                                     id={`select-session-${id}`}
                                                     aria-label={cockpit.format(_("Select $0 on $1"), s.Target, s.Portal)}
                                                     isChecked={selected.has(s.path)}
-                                                    isDisabled={!canChange || busy.has(s.path)}
+                                                    isDisabled={busy.has(s.path)}
                                                     onChange={(_ev, on) => toggle(s.path, on)}
                                                 />
                                             </Td>
@@ -348,12 +348,12 @@ function SessionsCard({ snap }) {
     );
 }
 
-export function Connections({ snap }) {
+export function Connections({ snap, active }) {
     return (
         <PageSection>
             <Stack hasGutter>
                 <StackItem><InitiatorCard snap={snap} /></StackItem>
-                <StackItem><SessionsCard snap={snap} /></StackItem>
+                <StackItem><SessionsCard snap={snap} active={active} /></StackItem>
             </Stack>
         </PageSection>
     );

@@ -1,4 +1,4 @@
-import React, { useContext, useState } from "react";
+import React, { useState } from "react";
 import {
     Alert, Button, Card, CardBody, CardTitle, EmptyState, Flex, EmptyStateBody, EmptyStateHeader, Form, FormGroup,
     FormHelperText, FormSelect, FormSelectOption, HelperText, HelperTextItem, Modal, PageSection, Spinner, Switch,
@@ -7,7 +7,6 @@ import {
 import { Table, Thead, Tbody, Tr, Th, Td } from "@patternfly/react-table";
 
 import { options, store, IFACE } from "./client.js";
-import { AdminContext } from "./context.js";
 import { describe, errorKind } from "./errors.js";
 import { ChapFields, NO_CHAP, chapOptions, chapProblem } from "./chap.jsx";
 import { StateLabel } from "./connections.jsx";
@@ -165,7 +164,6 @@ function DeleteDialog({ node, onClose }) {
 }
 
 function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
-    const canChange = useContext(AdminContext);
     const [busy, setBusy] = useState(false);
     const session = node.Session && node.Session !== "/" ? snap.sessions.find(s => s.path === node.Session) : null;
     const id = node.path.split("/").pop();
@@ -199,7 +197,7 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
                     label={_("Automatic")}
                     labelOff={_("Manual")}
                     isChecked={automatic}
-                    isDisabled={!canChange || busy}
+                    isDisabled={busy}
                     onChange={(_ev, on) => toggle(on)}
                 />
                 {note && note.err && (
@@ -218,10 +216,10 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
             <Td isActionCell>
                 <Flex flexWrap={{ default: "nowrap" }} spaceItems={{ default: "spaceItemsSm" }} justifyContent={{ default: "justifyContentFlexEnd" }}>
                     {!session && (
-                        <Button variant="secondary" size="sm" onClick={login} isDisabled={!canChange || loggingIn} id={`node-login-${id}`} aria-label={cockpit.format(_("Log in to $0 on $1"), node.Target, node.Portal)}>{_("Log in")}</Button>
+                        <Button variant="secondary" size="sm" onClick={login} isDisabled={loggingIn} id={`node-login-${id}`} aria-label={cockpit.format(_("Log in to $0 on $1"), node.Target, node.Portal)}>{_("Log in")}</Button>
                     )}
-                    <Button variant="secondary" size="sm" onClick={onSettings} isDisabled={!canChange} id={`node-settings-${id}`} aria-label={cockpit.format(_("Settings of $0"), node.Target)}>{_("Settings")}</Button>
-                    <Button variant="secondary" isDanger size="sm" onClick={onDelete} isDisabled={!canChange} id={`node-delete-${id}`} aria-label={cockpit.format(_("Delete $0"), node.Target)}>{_("Delete")}</Button>
+                    <Button variant="secondary" size="sm" onClick={onSettings} id={`node-settings-${id}`} aria-label={cockpit.format(_("Settings of $0"), node.Target)}>{_("Settings")}</Button>
+                    <Button variant="secondary" isDanger size="sm" onClick={onDelete} id={`node-delete-${id}`} aria-label={cockpit.format(_("Delete $0"), node.Target)}>{_("Delete")}</Button>
                 </Flex>
             </Td>
         </Tr>

@@ -1,12 +1,11 @@
-import React, { useContext, useEffect, useState } from "react";
+import React, { useEffect, useState } from "react";
 import {
     Alert, Breadcrumb, BreadcrumbItem, Button, Card, CardBody, CardHeader, CardTitle, DescriptionList,
     DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, EmptyState, EmptyStateBody,
     EmptyStateHeader, Flex, FlexItem, Gallery, PageSection, Stack, StackItem, Title,
 } from "@patternfly/react-core";
 
-import { options, sessionLuns, store, IFACE } from "./client.js";
-import { AdminContext } from "./context.js";
+import { options, sessionLuns, store, useFreshUsedBy, IFACE } from "./client.js";
 import { describe, errorKind } from "./errors.js";
 import { LunIdentity, LunTable } from "./luns.jsx";
 import { ForceDialog, StateLabel } from "./connections.jsx";
@@ -88,11 +87,12 @@ function Counters({ path }) {
 }
 
 export function SessionDetails({ snap, id }) {
-    const canChange = useContext(AdminContext);
     const [busy, setBusy] = useState(null);
     const [error, setError] = useState(null);
     const [confirm, setConfirm] = useState(false);
     const session = snap.sessions.find(s => s.path.split("/").pop() === id);
+    const [usedByToken, setUsedByToken] = useState(0);
+    const freshLuns = useFreshUsedBy(session ? sessionLuns(snap, session) : [], !!session, usedByToken);
 
     const crumbs = (
         <Breadcrumb>
@@ -112,7 +112,7 @@ export function SessionDetails({ snap, id }) {
         );
     }
 
-    const luns = sessionLuns(snap, session);
+    const luns = freshLuns.filter(l => l.Session === session.path).sort((a, b) => (a.Lun ?? 0) - (b.Lun ?? 0));
     const params = Object.keys(session.Parameters || {}).sort().map(k => [k, variantText(session.Parameters[k])]);
     const timeouts = Object.keys(session.Timeouts || {}).map(k => [TIMEOUT_WORDS[k] || k, seconds(k, variantText(session.Timeouts[k]))]);
 
@@ -121,7 +121,10 @@ export function SessionDetails({ snap, id }) {
         setError(null);
         return store.call(session.path, IFACE.session, method, args)
                 .then(() => { if (method === "Logout") cockpit.location.go(["connections"]) })
-                .catch(err => setError({ what, err }))
+                .catch(err => {
+                    setError({ what, err });
+                    setUsedByToken(t => t + 1);
+                })
                 .finally(() => setBusy(null));
     };
 
@@ -134,8 +137,8 @@ export function SessionDetails({ snap, id }) {
                         <FlexItem><Title headingLevel="h2" id="session-title">{session.Target}</Title></FlexItem>
                         <FlexItem><StateLabel state={session.State} /></FlexItem>
                         <FlexItem align={{ default: "alignRight" }}>
-                            <Button variant="secondary" id="session-rescan" isDisabled={!canChange || !!busy} isLoading={busy === "rescan"} onClick={() => run("rescan", "Rescan", [])}>{_("Rescan LUNs")}</Button>{" "}
-                            <Button variant="secondary" isDanger id="session-disconnect" isDisabled={!canChange || !!busy} isLoading={busy === "logout"} onClick={() => run("logout", "Logout", [options({})])}>{_("Disconnect")}</Button>
+                            <Button variant="secondary" id="session-rescan" isDisabled={!!busy} isLoading={busy === "rescan"} onClick={() => run("rescan", "Rescan", [])}>{_("Rescan LUNs")}</Button>{" "}
+                            <Button variant="secondary" isDanger id="session-disconnect" isDisabled={!!busy} isLoading={busy === "logout"} onClick={() => run("logout", "Logout", [options({})])}>{_("Disconnect")}</Button>
                         </FlexItem>
                     </Flex>
                 </StackItem>
@@ -146,7 +149,7 @@ export function SessionDetails({ snap, id }) {
                             isInline
                             id="session-error"
                             title={describe(error.err).title}
-                            actionLinks={errorKind(error.err) === "InUse" && canChange && <Button variant="link" isInline onClick={() => setConfirm(true)}>{_("Disconnect anyway…")}</Button>}
+                            actionLinks={errorKind(error.err) === "InUse" && <Button variant="link" isInline onClick={() => setConfirm(true)}>{_("Disconnect anyway…")}</Button>}
                         >
                             {describe(error.err).detail}
                         </Alert>
@@ -155,7 +158,7 @@ export function SessionDetails({ snap, id }) {
                 {confirm && (
                     <ForceDialog
                         refusals={[{ path: session.path, err: error.err }]}
-                        snap={snap}
+                        snap={{ ...snap, luns: freshLuns }}
                         onClose={() => setConfirm(false)}
                         onConfirm={() => {
                             setConfirm(false);

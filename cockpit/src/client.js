@@ -164,7 +164,7 @@ class Store {
         if (m && m.valid) {
             // Methods appear on a cockpit proxy once the interface's introspection data is known:
             // they tell which API additions this lunlinkd has.
-            for (const name of ["SetInitiatorName", "Discover", "Login", "Logout", "SetDefaultAuth"]) {
+            for (const name of ["SetInitiatorName", "LoginAllWithResults", "Discover", "Login", "Logout", "SetDefaultAuth"]) {
                 if (typeof m[name] === "function") methods.add(name);
             }
         }

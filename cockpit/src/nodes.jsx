@@ -1,6 +1,6 @@
 import React, { useState } from "react";
 import {
-    Alert, Button, Card, CardBody, CardTitle, EmptyState, Flex, EmptyStateBody, EmptyStateHeader, Form, FormGroup,
+    Alert, Button, Card, CardBody, CardHeader, CardTitle, EmptyState, Flex, EmptyStateBody, EmptyStateHeader, Form, FormGroup,
     FormHelperText, FormSelect, FormSelectOption, HelperText, HelperTextItem, Modal, PageSection, Spinner, Switch,
     TextInput,
 } from "@patternfly/react-core";
@@ -185,7 +185,8 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
                 .finally(() => setBusy(false));
     };
     return (
-        <Tr data-node={node.Target} data-portal={node.Portal}>
+        <>
+        <Tr data-node={node.Target} data-portal={node.Portal} className={note ? "lunlink-has-note" : undefined}>
             <Td dataLabel={_("Target")} className="lunlink-target">{node.Target}</Td>
             <Td dataLabel={_("Portal")}>{node.Portal}</Td>
             <Td dataLabel={_("TPGT")}>{node.Tpgt}</Td>
@@ -200,12 +201,6 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
                     isDisabled={busy}
                     onChange={(_ev, on) => toggle(on)}
                 />
-                {note && note.err && (
-                    <HelperText className="lunlink-row-error"><HelperTextItem variant="error">{describe(note.err).title}: {describe(note.err).detail}</HelperTextItem></HelperText>
-                )}
-                {note && note.when && (
-                    <HelperText><HelperTextItem variant="success">{note.when === "now" ? _("Saved, in effect now") : _("Saved, in effect at the next login")}</HelperTextItem></HelperText>
-                )}
             </Td>
             <Td dataLabel={_("Authentication")}>{authText(node)}</Td>
             <Td dataLabel={_("Session")} className="lunlink-nowrap">
@@ -223,6 +218,65 @@ function NodeRow({ node, snap, onSettings, onDelete, note, setNote }) {
                 </Flex>
             </Td>
         </Tr>
+        {note && (
+            <Tr data-node-note={node.Target} data-portal={node.Portal} className="lunlink-note-row">
+                <Td colSpan={7}>
+                    {note.err && (
+                        <HelperText className="lunlink-row-error">
+                            <HelperTextItem variant="error" hasIcon>
+                                <strong>{describe(note.err).title}</strong>
+                                {describe(note.err).detail && <span className="lunlink-detail">{describe(note.err).detail}</span>}
+                            </HelperTextItem>
+                        </HelperText>
+                    )}
+                    {note.when && (
+                        <HelperText><HelperTextItem variant="success" hasIcon>{note.when === "now" ? _("Saved, in effect now") : _("Saved, in effect at the next login")}</HelperTextItem></HelperText>
+                    )}
+                </Td>
+            </Tr>
+        )}
+        </>
+    );
+}
+
+/// Log in to every node at once. With LoginAllWithResults each node's failure shows in its row;
+/// an older lunlinkd's LoginAll only says how many sessions there are.
+function LoginAll({ snap, setNotes }) {
+    const [busy, setBusy] = useState(false);
+    const [error, setError] = useState(null);
+    const [summary, setSummary] = useState(null);
+    const withResults = snap.managerMethods.has("LoginAllWithResults");
+    const run = () => {
+        setBusy(true);
+        setError(null);
+        setSummary(null);
+        store.manager_call(withResults ? "LoginAllWithResults" : "LoginAll", [options({})])
+                .then(([res]) => {
+                    if (!withResults) {
+                        setSummary(cockpit.format(_("$0 sessions"), res.length));
+                        return;
+                    }
+                    const failed = res.filter(r => r[2]);
+                    setNotes(prev => {
+                        const next = new Map(prev);
+                        for (const [node, , name, message] of res) next.set(node, name ? { err: { name, message } } : null);
+                        return next;
+                    });
+                    setSummary(failed.length
+                        ? cockpit.format(_("$0 logged in, $1 failed: see their rows"), res.length - failed.length, failed.length)
+                        : cockpit.format(_("$0 logged in"), res.length));
+                })
+                .catch(err => setError(err))
+                .finally(() => setBusy(false));
+    };
+    return (
+        <Flex alignItems={{ default: "alignItemsCenter" }} flexWrap={{ default: "nowrap" }}>
+            {summary && <HelperText id="login-all-result"><HelperTextItem>{summary}</HelperTextItem></HelperText>}
+            {error && <HelperText id="login-all-error"><HelperTextItem variant="error">{describe(error).title}: {describe(error).detail}</HelperTextItem></HelperText>}
+            <Button id="login-all" variant="secondary" onClick={run} isLoading={busy} isDisabled={busy || snap.nodes.length === 0}>
+                {_("Log in to all")}
+            </Button>
+        </Flex>
     );
 }
 
@@ -231,11 +285,14 @@ export function Nodes({ snap }) {
     const [deleting, setDeleting] = useState(null);
     const [notes, setNotes] = useState(() => new Map());
     const setNote = path => v => setNotes(prev => new Map(prev).set(path, v));
+    const header = <LoginAll snap={snap} setNotes={setNotes} />;
     const nodes = snap.nodes; // by target, then portal
     return (
         <PageSection>
             <Card id="nodes-card">
-                <CardTitle component="h2">{_("Nodes")}</CardTitle>
+                <CardHeader actions={{ actions: header, hasNoOffset: false }}>
+                    <CardTitle component="h2">{_("Nodes")}</CardTitle>
+                </CardHeader>
                 <CardBody>
                     {nodes.length === 0
                         ? (

@@ -300,7 +300,7 @@ class PageTest:
             set.call(sel, 'crc32c,none');
             sel.dispatchEvent(new Event('change', {bubbles: true}));""")
         self.b.click("#node-settings-save")
-        self.b.wait_text(self.node_row(CHAP), "Saved, in effect")
+        self.b.wait_text(f'#nodes-table tr[data-node-note="{CHAP}"][data-portal="{self.svc.portal}"]', "Saved, in effect")
         # A logged-in node cannot be deleted, and the page says why.
         self.b.click(f'{self.node_row(PLAIN)} button[id^="node-delete-"]')
         self.b.click("#node-delete-confirm")
@@ -315,6 +315,17 @@ class PageTest:
         self.b.click(f'{self.node_row(EXTRA)} button[id^="node-delete-"]')
         self.b.click("#node-delete-confirm")
         wait_until("the deleted node to leave the table", lambda: not self.b.find_all(self.node_row(EXTRA)), 20)
+        # Log in to all: the CHAP node without credentials of its own fails, in its row when
+        # lunlinkd says per node (LoginAllWithResults), the others log in.
+        self.b.click("#login-all")
+        text = self.b.wait_text("#nodes-card", " logged in", timeout=120) if self.b.js(
+            "return window.lunlink.store.snapshot.managerMethods.has('LoginAllWithResults')") else None
+        if text:
+            self.b.wait_text(f'#nodes-table tr[data-node-note="{CHAP}"][data-portal="{self.svc.portal}"]', "Authentication failed")
+        else:
+            self.b.find("#login-all-result, #login-all-error", timeout=120)
+        self.b.wait_text(self.node_row(MUTUAL), "Logged in", timeout=30)
+        self.shot("14-login-all")
 
     def test_dark_theme(self):
         self.b.js("localStorage.setItem('shell:style', 'dark');")

@@ -48,6 +48,7 @@ function InitiatorNameDialog({ current, sessions, onClose }) {
         <Modal
             variant="small"
             isOpen
+            id="initiator-name-dialog"
             onClose={onClose}
             title={_("Change the initiator name")}
             actions={[

@@ -27,6 +27,7 @@ PLAIN = "iqn.2024-01.test.cockpit:plain"
 CHAP = "iqn.2024-01.test.cockpit:chap"
 MUTUAL = "iqn.2024-01.test.cockpit:mutual"
 EXTRA = "iqn.2024-01.test.cockpit:extra"
+INITIATOR = "iqn.2024-01.test.cockpit:initiator"
 CHAP_USER, CHAP_SECRET = "cockpituser", "chapsecret1234"
 MUTUAL_USER, MUTUAL_SECRET = "mutualuser", "mutualsecret12"
 TARGET_USER, TARGET_SECRET = "mutualtarget", "targetsecret99"
@@ -94,6 +95,19 @@ class PageTest:
         # No administrative-access warning for root, no "not running" alert.
         assert not self.b.find_all("#alert-not-running"), "lunlinkd shown as not running"
         self.shot("01-landing")
+        if self.b.js("return window.lunlink.store.snapshot.managerMethods.has('SetInitiatorName')"):
+            # No session yet, so lunlinkd takes a new name; the page shows it when signalled.
+            self.b.click("#initiator-name-change")
+            self.b.type("#initiator-name-input", "not a name")
+            self.b.wait_text("#initiator-name-dialog", "An iSCSI name looks like")
+            self.b.type("#initiator-name-input", INITIATOR + "\ue007")
+            self.b.wait_text("#initiator-name", INITIATOR)
+            out = self.svc.dbus_send("org.lunlink.Initiator1", "/org/lunlink/Initiator1", "org.freedesktop.DBus.Properties.Get",
+                                     "string:org.lunlink.Initiator1.Manager", "string:InitiatorName").stdout
+            assert INITIATOR in out, out
+        else:
+            print("    this lunlinkd has no SetInitiatorName: the page says how to change the name")
+            self.b.wait_text("#initiator-card", "/etc/lunlink/lunlink.toml")
 
     def test_discover_connect_all(self):
         self.view("add")

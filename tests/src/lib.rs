@@ -6,6 +6,7 @@
 //! - [`Bus`]: a private dbus-daemon with a system-bus policy.
 //! - [`FakeTarget`]: a scriptable misbehaving target (silent, lying, refusing), for the cases
 //!   where the target is what misbehaves.
+//! - [`Proxy`]: a loopback TCP proxy, a second path to a target that can be silenced or reset.
 //! - [`iscsi_ls`] and friends: libiscsi's tools as a reference initiator.
 //! - [`wait_until`], [`free_loopback_port`], [`require_tools`], [`run_with_timeout`].
 //!
@@ -17,12 +18,14 @@ mod bus;
 mod fake_target;
 mod libiscsi;
 mod lock;
+mod proxy;
 mod tgtd;
 mod util;
 
 pub use bus::Bus;
 pub use fake_target::{FakeTarget, Fault, FAKE_LUN_BYTES, FAKE_TARGET_NAME};
 pub use libiscsi::{iscsi_ls, iscsi_ls_size_label, parse_iscsi_ls, ListedLun, ListedTarget};
+pub use proxy::Proxy;
 pub use lock::{free_loopback_port, reserve_loopback_port, PortLease, LOCK_DIR};
 pub use tgtd::{LunSpec, TargetSpec, TgtError, Tgtd};
 pub use util::{

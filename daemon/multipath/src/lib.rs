@@ -1,0 +1,662 @@
+//! Logical units over several paths: which path a command takes, what a failure means, when a
+//! path comes back. Between the session engine and whatever presents the LU (the ublk device
+//! layer, lunlink-bench): it knows engine sessions and SCSI errors, nothing of ublk or D-Bus,
+//! and is tested on the host against real targets.
+//!
+//! A [`LogicalUnit`] has paths (a session and a LUN number each) and a [`Policy`]. A command
+//! asks [`LogicalUnit::next_path`] for a path, runs there through [`LogicalUnit::run_on`], and
+//! is told whether it is done or goes again elsewhere:
+//!
+//! - **Path versus target errors** ([`lunlink_scsi::Disposition`], Linux's `blk_path_error`
+//!   split): a transport failure, or a status another path may not repeat (NOT READY standby,
+//!   LU not supported here, ...), fails the path and the command goes to another path at once;
+//!   a target error (medium, protection, invalid request, reservation conflict, no space) goes
+//!   to the caller without trying other paths.
+//! - **Silent loss**: while another path is usable, a command gets [`Timers::path_timeout`] on
+//!   its path; then the path counts as failed and the command moves. A command waiting in a
+//!   session that lost its connection moves as soon as another path is usable, instead of
+//!   waiting for the relogin.
+//! - **Failback**: failed paths whose session is logged in are probed (TEST UNIT READY) every
+//!   [`Timers::check_interval`] and carry IO again once they answer. A path that failed three
+//!   times within a minute is held out for a minute, unless it is the last one.
+//! - **No usable path**: IO waits (the LU is `queueing`) for [`Timers::no_path_timeout`], then
+//!   fails; [`LogicalUnit::fail_queued`] fails waiting IO at once. An LU with a single path
+//!   keeps the session's own rules (its replacement timeout decides).
+//!
+//! Nothing here allocates per command.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use lunlink_engine::{CommandError, LinkState, ScsiOpError, Session};
+use lunlink_scsi::Disposition;
+use tokio::time::Instant;
+
+/// How a command picks among the usable paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// The first usable path, in the order the paths came; the others stand by.
+    Failover,
+    /// Each command on the next usable path in turn.
+    RoundRobin,
+    /// The usable path with the fewest commands in flight (NVMe's queue-depth policy).
+    #[default]
+    QueueDepth,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Failover => "failover",
+            Policy::RoundRobin => "round-robin",
+            Policy::QueueDepth => "queue-depth",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Policy> {
+        match s {
+            "failover" => Some(Policy::Failover),
+            "round-robin" => Some(Policy::RoundRobin),
+            "queue-depth" => Some(Policy::QueueDepth),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Policy::Failover => 0,
+            Policy::RoundRobin => 1,
+            Policy::QueueDepth => 2,
+        }
+    }
+
+    fn from_code(c: u8) -> Policy {
+        match c {
+            0 => Policy::Failover,
+            1 => Policy::RoundRobin,
+            _ => Policy::QueueDepth,
+        }
+    }
+}
+
+/// The multipath timers (config `[multipath]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timers {
+    /// While another path is usable, a command gets this long on its path before the path
+    /// counts as failed and the command moves. A healthy LU answers in milliseconds; a target
+    /// that sends nothing for this long (a pulled cable sends no RST) is taken for dead well
+    /// before the session's NOP-Out pings (5 s + 5 s) or its replacement timeout would say so.
+    pub path_timeout: Duration,
+    /// How often failed paths are probed, and so how soon one that is back carries IO again.
+    pub check_interval: Duration,
+    /// How long IO waits when no path is usable; None: for ever.
+    pub no_path_timeout: Option<Duration>,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            path_timeout: Duration::from_secs(3),
+            check_interval: Duration::from_secs(2),
+            no_path_timeout: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// A path failing this often within [`HOLD_WINDOW`] is held out for [`HOLD_WINDOW`].
+const HOLD_FAILURES: usize = 3;
+const HOLD_WINDOW: Duration = Duration::from_secs(60);
+/// How often a command that waits (on a path that may be dying, or for any path) looks again.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// Where a path stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    /// Carries IO under the policy.
+    Active,
+    /// Usable, but the policy (failover) sends IO elsewhere.
+    Standby,
+    /// Its session is not logged in, or it failed a command and has not answered a probe yet.
+    Failed,
+    /// Failed too often lately: not used for a while unless it is the last path.
+    HeldOut,
+}
+
+impl PathState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathState::Active => "active",
+            PathState::Standby => "standby",
+            PathState::Failed => "failed",
+            PathState::HeldOut => "held-out",
+        }
+    }
+}
+
+/// Where a logical unit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LuState {
+    /// Every path is usable.
+    Optimal,
+    /// Some paths are usable.
+    Degraded,
+    /// IO waits for a path that answers: none is usable, or the last one has not answered
+    /// for the path timeout.
+    Queueing,
+    /// No path is usable.
+    Failed,
+}
+
+impl LuState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LuState::Optimal => "optimal",
+            LuState::Degraded => "degraded",
+            LuState::Queueing => "queueing",
+            LuState::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// Failed a command; cleared by a successful probe or a relogin.
+    failed: bool,
+    /// When it failed lately (for holding out).
+    failures: VecDeque<Instant>,
+    held_until: Option<Instant>,
+}
+
+/// One path to the LU: a session and the LU's number there.
+pub struct Path {
+    pub id: u64,
+    pub session: Session,
+    pub lun: u16,
+    in_flight: AtomicU32,
+    health: Mutex<Health>,
+}
+
+impl Path {
+    pub fn new(id: u64, session: Session, lun: u16) -> Path {
+        Path { id, session, lun, in_flight: AtomicU32::new(0), health: Mutex::default() }
+    }
+
+    /// Commands of this LU in flight on this path.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn logged_in(&self) -> bool {
+        self.session.link_state() == LinkState::LoggedIn
+    }
+
+    /// Usable at `now`: logged in, not failed, not held out.
+    fn usable(&self, now: Instant) -> bool {
+        self.logged_in() && {
+            let h = self.health();
+            !h.failed && h.held_until.is_none_or(|t| now >= t)
+        }
+    }
+}
+
+/// Why a command failed for good.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LuError {
+    /// No path was usable for the no-path timeout, or waiting IO was failed on request.
+    #[error("no usable path to the logical unit: {0}")]
+    NoPath(&'static str),
+    /// The command's own failure: a target error, or a path error with no other path.
+    #[error(transparent)]
+    Op(#[from] ScsiOpError),
+}
+
+impl LuError {
+    /// The errno for a block request (see `ScsiError::errno`).
+    pub fn errno(&self) -> i32 {
+        match self {
+            LuError::NoPath(_) => libc::EIO,
+            LuError::Op(ScsiOpError::Scsi(s)) => s.errno(),
+            LuError::Op(ScsiOpError::Invalid(_)) => libc::EINVAL,
+            LuError::Op(_) => libc::EIO,
+        }
+    }
+}
+
+/// Whether a failure is the path's (another path may do better) rather than the LU's.
+pub fn is_path_error(e: &ScsiOpError) -> bool {
+    match e {
+        ScsiOpError::Command(c) => !matches!(c, CommandError::InvalidRequest(_)),
+        ScsiOpError::Scsi(s) => match s.disposition() {
+            Disposition::TargetError => false,
+            // Retries were spent on this path (BUSY for the whole command timeout, unit
+            // attentions over and over): another path may answer.
+            Disposition::PathError | Disposition::RetryNow | Disposition::RetryLater | Disposition::QueueFull => true,
+        },
+        ScsiOpError::Data(_) | ScsiOpError::Invalid(_) | ScsiOpError::ShortTransfer { .. } => false,
+        _ => true,
+    }
+}
+
+/// One command's progress over the paths.
+pub struct Attempt {
+    /// Since when it waits for a usable path, if it does.
+    queued_since: Option<Instant>,
+    /// `LogicalUnit::fail_gen` when it started: a later `fail_queued` fails it.
+    fail_gen: u64,
+    /// Paths it failed on (ids), at most a few, so a path error loops at most once per path.
+    tries: u32,
+}
+
+/// What happened to one try.
+pub enum Tried<T> {
+    /// Done, with the command's result (a target error goes to the caller as it is).
+    Done(Result<T, LuError>),
+    /// Go again on another path.
+    Again,
+}
+
+/// A logical unit and its paths.
+pub struct LogicalUnit {
+    /// The LU's identity (its WWID, or target/portal/LUN without one).
+    pub key: String,
+    paths: RwLock<Vec<Arc<Path>>>,
+    policy: AtomicU8,
+    next: AtomicUsize,
+    /// Commands waiting for a usable path.
+    queued: AtomicU32,
+    fail_gen: AtomicU64,
+    timers: Timers,
+    /// Bumped whenever a path's or the LU's state may have changed (for the D-Bus objects).
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+/// Counts a command in flight on a path while it lives.
+struct InFlight<'a>(&'a Path);
+
+impl<'a> InFlight<'a> {
+    fn new(p: &'a Path) -> Self {
+        p.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(p)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a command as queued (no usable path) while it lives.
+struct Queued<'a>(&'a AtomicU32);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl LogicalUnit {
+    /// A new LU; its path checker runs on the current tokio runtime while the LU lives.
+    pub fn new(key: String, policy: Policy, timers: Timers) -> Arc<LogicalUnit> {
+        let lu = Arc::new(LogicalUnit {
+            key,
+            paths: RwLock::default(),
+            policy: AtomicU8::new(policy.code()),
+            next: AtomicUsize::new(0),
+            queued: AtomicU32::new(0),
+            fail_gen: AtomicU64::new(0),
+            timers,
+            changes: tokio::sync::watch::Sender::new(0),
+        });
+        tokio::spawn(check_paths(Arc::downgrade(&lu)));
+        lu
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Path>>> {
+        self.paths.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a new value whenever a path or the LU may have changed state.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub fn add_path(&self, p: Arc<Path>) {
+        self.paths.write().unwrap_or_else(|e| e.into_inner()).push(p);
+        self.changed();
+    }
+
+    /// Removes path `id`; true when the LU has no path left.
+    pub fn remove_path(&self, id: u64) -> bool {
+        let mut paths = self.paths.write().unwrap_or_else(|e| e.into_inner());
+        paths.retain(|p| p.id != id);
+        let empty = paths.is_empty();
+        drop(paths);
+        self.changed();
+        empty
+    }
+
+    pub fn paths(&self) -> Vec<Arc<Path>> {
+        self.read().clone()
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy::from_code(self.policy.load(Ordering::Relaxed))
+    }
+
+    pub fn set_policy(&self, p: Policy) {
+        self.policy.store(p.code(), Ordering::Relaxed);
+        self.changed();
+    }
+
+    pub fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
+    /// Commands waiting for a usable path now.
+    pub fn queued(&self) -> u32 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Fails every command that waits for a path, at once (the way out of a dead array).
+    pub fn fail_queued(&self) {
+        self.fail_gen.fetch_add(1, Ordering::SeqCst);
+        self.changed();
+    }
+
+    pub fn state(&self) -> LuState {
+        let now = Instant::now();
+        let paths = self.read();
+        let usable = paths.iter().filter(|p| p.usable(now)).count();
+        if self.queued() > 0 {
+            // IO waits for a path that answers.
+            LuState::Queueing
+        } else if !paths.is_empty() && usable == paths.len() {
+            LuState::Optimal
+        } else if usable > 0 {
+            LuState::Degraded
+        } else {
+            LuState::Failed
+        }
+    }
+
+    /// Where path `id` stands under the current policy.
+    pub fn path_state(&self, id: u64) -> Option<PathState> {
+        let now = Instant::now();
+        let paths = self.read();
+        let p = paths.iter().find(|p| p.id == id)?;
+        Some(if !p.logged_in() || p.health().failed {
+            PathState::Failed
+        } else if !p.usable(now) {
+            PathState::HeldOut
+        } else if self.policy() == Policy::Failover && paths.iter().find(|q| q.usable(now)).is_some_and(|q| q.id != id) {
+            PathState::Standby
+        } else {
+            PathState::Active
+        })
+    }
+
+    /// The policy's pick among the usable paths (held-out ones only when nothing else is).
+    fn pick(&self, now: Instant) -> Option<Arc<Path>> {
+        let paths = self.read();
+        let mut usable = paths.iter().filter(|p| p.usable(now)).peekable();
+        if usable.peek().is_none() {
+            // The last resort: a held-out path whose session is up and which is not failed.
+            return paths.iter().find(|p| p.logged_in() && !p.health().failed).cloned();
+        }
+        match self.policy() {
+            Policy::Failover => usable.next().cloned(),
+            Policy::QueueDepth => usable.min_by_key(|p| p.in_flight()).cloned(),
+            Policy::RoundRobin => {
+                let n = paths.iter().filter(|p| p.usable(now)).count();
+                let k = self.next.fetch_add(1, Ordering::Relaxed) % n.max(1);
+                paths.iter().filter(|p| p.usable(now)).nth(k).cloned()
+            }
+        }
+    }
+
+    fn other_usable(&self, id: u64, now: Instant) -> bool {
+        self.read().iter().any(|p| p.id != id && p.usable(now))
+    }
+
+    /// A new command's progress record.
+    pub fn attempt(&self) -> Attempt {
+        Attempt { queued_since: None, fail_gen: self.fail_gen.load(Ordering::SeqCst), tries: 0 }
+    }
+
+    /// The path for the next try of a command. When no path is usable the command waits (the
+    /// LU is `queueing`) up to the no-path timeout.
+    pub async fn next_path(&self, a: &mut Attempt) -> Result<Arc<Path>, LuError> {
+        let mut counted: Option<Queued<'_>> = None;
+        loop {
+            let now = Instant::now();
+            if self.fail_gen.load(Ordering::SeqCst) != a.fail_gen {
+                return Err(LuError::NoPath("queued IO was failed on request"));
+            }
+            if let Some(p) = self.pick(now) {
+                return Ok(p);
+            }
+            if self.read().is_empty() {
+                return Err(LuError::NoPath("the logical unit has no path"));
+            }
+            let since = *a.queued_since.get_or_insert(now);
+            if self.timers.no_path_timeout.is_some_and(|t| now >= since + t) {
+                return Err(LuError::NoPath("none came back within the no-path timeout"));
+            }
+            if counted.is_none() {
+                self.queued.fetch_add(1, Ordering::Relaxed);
+                counted = Some(Queued(&self.queued));
+                self.changed();
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+    }
+
+    /// Marks path `p` failed (a command failed or timed out on it).
+    fn fail_path(&self, p: &Path, why: &dyn std::fmt::Display) {
+        let now = Instant::now();
+        let held = {
+            let mut h = p.health();
+            let was = std::mem::replace(&mut h.failed, true);
+            if was {
+                return;
+            }
+            h.failures.push_back(now);
+            while h.failures.front().is_some_and(|t| now.duration_since(*t) > HOLD_WINDOW) {
+                h.failures.pop_front();
+            }
+            let held = h.failures.len() >= HOLD_FAILURES;
+            if held {
+                h.held_until = Some(now + HOLD_WINDOW);
+                h.failures.clear();
+            }
+            held
+        };
+        if held {
+            tracing::warn!(lu = %self.key, path = p.id, "path failed {HOLD_FAILURES} times within {HOLD_WINDOW:?}: held out for as long: {why}");
+        } else {
+            tracing::warn!(lu = %self.key, path = p.id, "path failed: {why}");
+        }
+        self.changed();
+    }
+
+    /// Runs one try of a command (`fut`, the command on path `p`) and says what follows.
+    /// On a multipath LU the try is watched: it moves when it waited [`Timers::path_timeout`]
+    /// while another path was usable, or when its own path went down and another is usable,
+    /// or fails when no path came back within the no-path timeout.
+    pub async fn run_on<T>(&self, p: &Path, a: &mut Attempt, fut: impl Future<Output = Result<T, ScsiOpError>>) -> Tried<T> {
+        let _counted = InFlight::new(p);
+        let r = if self.read().len() < 2 {
+            fut.await
+        } else {
+            match self.watch(p, a, fut).await {
+                Ok(r) => r,
+                Err(moved) => return moved,
+            }
+        };
+        match r {
+            Ok(v) => Tried::Done(Ok(v)),
+            Err(e) if is_path_error(&e) && self.read().len() > 1 && a.tries < 16 => {
+                a.tries += 1;
+                self.fail_path(p, &e);
+                Tried::Again
+            }
+            Err(e) => Tried::Done(Err(LuError::Op(e))),
+        }
+    }
+
+    /// `fut` under the multipath timers: its result, or what to do instead.
+    async fn watch<T>(&self, p: &Path, a: &mut Attempt, fut: impl Future<Output = Result<T, ScsiOpError>>) -> Result<Result<T, ScsiOpError>, Tried<T>> {
+        let start = Instant::now();
+        let mut fut = std::pin::pin!(fut);
+        let mut counted: Option<Queued<'_>> = None;
+        loop {
+            let look = tokio::time::sleep(LOOK_EVERY);
+            tokio::select! {
+                biased;
+                r = &mut fut => return Ok(r),
+                () = look => {}
+            }
+            let now = Instant::now();
+            if self.fail_gen.load(Ordering::SeqCst) != a.fail_gen {
+                return Err(Tried::Done(Err(LuError::NoPath("queued IO was failed on request"))));
+            }
+            let others = self.other_usable(p.id, now);
+            if others && !p.logged_in() {
+                // Its session lost the connection: do not wait for the relogin.
+                a.tries += 1;
+                self.fail_path(p, &"the session lost its connection with commands in flight");
+                return Err(Tried::Again);
+            }
+            if others && now.duration_since(start) >= self.timers.path_timeout {
+                a.tries += 1;
+                self.fail_path(p, &format_args!("no answer within {:?}", self.timers.path_timeout));
+                return Err(Tried::Again);
+            }
+            if !others && (!p.usable(now) || now.duration_since(start) >= self.timers.path_timeout) {
+                // No other path, and this one is down or has not answered for the path timeout:
+                // the command waits (in its session, which may be reconnecting) for the
+                // no-path timeout at most. It is not cancelled: on the last path a slow answer
+                // is still an answer.
+                let since = *a.queued_since.get_or_insert(now);
+                if counted.is_none() {
+                    self.queued.fetch_add(1, Ordering::Relaxed);
+                    counted = Some(Queued(&self.queued));
+                    self.changed();
+                }
+                if self.timers.no_path_timeout.is_some_and(|t| now >= since + t) {
+                    return Err(Tried::Done(Err(LuError::NoPath("none came back within the no-path timeout"))));
+                }
+            }
+        }
+    }
+}
+
+/// Probes failed paths whose session is logged in, every check interval, until the LU goes.
+async fn check_paths(lu: Weak<LogicalUnit>) {
+    loop {
+        let Some(interval) = lu.upgrade().map(|l| l.timers.check_interval) else { return };
+        tokio::time::sleep(interval).await;
+        let Some(l) = lu.upgrade() else { return };
+        let failed: Vec<Arc<Path>> = l.read().iter().filter(|p| p.health().failed && p.logged_in()).cloned().collect();
+        for p in failed {
+            let probe = tokio::time::timeout(interval, p.session.test_unit_ready(p.lun)).await;
+            if matches!(probe, Ok(Ok(()))) {
+                p.health().failed = false;
+                tracing::info!(lu = %l.key, path = p.id, "path answers again: back in use");
+                l.changed();
+            }
+        }
+        // A held-out period that ended is a change too.
+        let now = Instant::now();
+        let ended = l.read().iter().any(|p| {
+            let mut h = p.health();
+            let over = h.held_until.is_some_and(|t| now >= t);
+            if over {
+                h.held_until = None;
+            }
+            over
+        });
+        if ended {
+            l.changed();
+        }
+    }
+}
+
+/// Runs a command over the LU's paths until it is done: the whole loop for callers that need
+/// nothing between tries. `op` makes the command's future for a path.
+pub async fn execute<T, F, Fut>(lu: &LogicalUnit, mut op: F) -> Result<T, LuError>
+where
+    F: FnMut(Arc<Path>) -> Fut,
+    Fut: Future<Output = Result<T, ScsiOpError>>,
+{
+    let mut a = lu.attempt();
+    loop {
+        let p = lu.next_path(&mut a).await?;
+        match lu.run_on(&p, &mut a, op(p.clone())).await {
+            Tried::Done(r) => return r,
+            Tried::Again => continue,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lunlink_scsi::{ScsiError, Sense, SenseKey};
+
+    fn cc(k: SenseKey, asc: u8, ascq: u8) -> ScsiOpError {
+        ScsiOpError::Scsi(ScsiError::CheckCondition(Sense::new(k, asc, ascq)))
+    }
+
+    /// The path/target split, row by row (on top of `ScsiError::disposition`).
+    #[test]
+    fn path_versus_target_errors() {
+        let rows: &[(ScsiOpError, bool)] = &[
+            (ScsiOpError::Command(CommandError::ConnectionLost("x".into())), true),
+            (ScsiOpError::Command(CommandError::SessionClosed), true),
+            (ScsiOpError::Command(CommandError::Timeout), true),
+            (ScsiOpError::Command(CommandError::TargetFailure(1)), true),
+            (ScsiOpError::Command(CommandError::InvalidRequest("x")), false),
+            (cc(SenseKey::NotReady, 0x04, 0x0b), true),
+            (cc(SenseKey::NotReady, 0x04, 0x0c), true),
+            (cc(SenseKey::IllegalRequest, 0x25, 0x00), true),
+            (cc(SenseKey::UnitAttention, 0x29, 0x00), true),
+            (ScsiOpError::Scsi(ScsiError::Busy), true),
+            (cc(SenseKey::MediumError, 0x11, 0x00), false),
+            (cc(SenseKey::DataProtect, 0x27, 0x07), false),
+            (cc(SenseKey::IllegalRequest, 0x24, 0x00), false),
+            (cc(SenseKey::IllegalRequest, 0x21, 0x00), false),
+            (cc(SenseKey::AbortedCommand, 0x10, 0x01), false),
+            (cc(SenseKey::HardwareError, 0x44, 0x00), false),
+            (ScsiOpError::Scsi(ScsiError::ReservationConflict), false),
+            (ScsiOpError::ShortTransfer { missing: 512 }, false),
+        ];
+        for (e, path) in rows {
+            assert_eq!(is_path_error(e), *path, "{e}");
+        }
+    }
+
+    #[test]
+    fn policy_names() {
+        for p in [Policy::Failover, Policy::RoundRobin, Policy::QueueDepth] {
+            assert_eq!(Policy::from_name(p.as_str()), Some(p));
+            assert_eq!(Policy::from_code(p.code()), p);
+        }
+        assert_eq!(Policy::default(), Policy::QueueDepth);
+        assert_eq!(Policy::from_name("service-time"), None);
+    }
+}

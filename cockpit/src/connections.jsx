@@ -1,9 +1,10 @@
 import React, { useState } from "react";
 import {
-    ActionGroup, Alert, AlertActionCloseButton, Button, Card, CardBody, CardHeader, CardTitle, Checkbox, DescriptionList,
-    DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, EmptyState, EmptyStateBody,
-    EmptyStateHeader, Form, FormGroup, FormHelperText, HelperText, HelperTextItem, Label, List, ListItem,
-    Modal, PageSection, Spinner, Stack, StackItem, TextInput, Toolbar, ToolbarContent, ToolbarItem,
+    Alert, AlertActionCloseButton, Button, Card, CardBody, CardHeader, CardTitle, Checkbox,
+    DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm,
+    EmptyState, EmptyStateBody, EmptyStateFooter, EmptyStateHeader, Form, FormGroup, FormHelperText,
+    HelperText, HelperTextItem, Label, List, ListItem, Modal, PageSection, Spinner, Stack,
+    StackItem, TextInput,
 } from "@patternfly/react-core";
 import { ExpandableRowContent, Table, Thead, Tbody, Tr, Th, Td } from "@patternfly/react-table";
 
@@ -267,8 +268,11 @@ function SessionsCard({ snap: live, active }) {
                         <EmptyState variant="sm" id="no-sessions">
                             <EmptyStateHeader titleText={_("No sessions")} headingLevel="h3" />
                             <EmptyStateBody>
-                                {_("Connect to a target from “Add connection”.")}
+                                {_("Find targets on a portal and connect to them.")}
                             </EmptyStateBody>
+                            <EmptyStateFooter>
+                                <Button variant="primary" component="a" href="#/add" id="empty-add-connection">{_("Add connection")}</Button>
+                            </EmptyStateFooter>
                         </EmptyState>
                     )
                     : (

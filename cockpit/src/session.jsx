@@ -71,6 +71,8 @@ function Counters({ path }) {
             [_("Read"), formatBytes(values.BytesRead)],
             [_("Written"), formatBytes(values.BytesWritten)],
             [_("Errors"), String(values.Errors ?? "—")],
+            ...(values.Retries !== undefined ? [[_("Retries"), String(values.Retries)]] : []),
+            ...(values.UnitAttentions !== undefined ? [[_("Unit attentions"), String(values.UnitAttentions)]] : []),
         ]
         : [];
     return (

@@ -35,10 +35,11 @@ function authText(n) {
     return cockpit.format(_("CHAP as $0"), n.Username);
 }
 
+// [property key, Update option, D-Bus type, label, help]
 const TIMEOUTS = [
-    ["Replacement", "replacement-timeout", _("Replacement timeout"), _("Seconds IO waits for a lost connection to come back before it fails (-1: for ever, 0: at once).")],
-    ["NoopInterval", "noop-interval", _("NOP-Out interval"), _("Seconds of silence before the connection is checked with a ping (0: never).")],
-    ["NoopTimeout", "noop-timeout", _("NOP-Out timeout"), _("Seconds a ping may stay unanswered before the connection counts as lost (0: never).")],
+    ["Replacement", "replacement-timeout", "i", _("Replacement timeout"), _("Seconds IO waits for a lost connection to come back before it fails (-1: for ever, 0: at once).")],
+    ["NoopInterval", "noop-interval", "u", _("NOP-Out interval"), _("Seconds of silence before the connection is checked with a ping (0: never).")],
+    ["NoopTimeout", "noop-timeout", "u", _("NOP-Out timeout"), _("Seconds a ping may stay unanswered before the connection counts as lost (0: never).")],
 ];
 
 function SettingsDialog({ node, onClose }) {
@@ -53,7 +54,15 @@ function SettingsDialog({ node, onClose }) {
     });
     const [busy, setBusy] = useState(false);
     const [error, setError] = useState(null);
-    const problem = chapProblem(auth);
+    const timeoutProblem = k => {
+        const v = (timeouts[k] || "").trim();
+        if (v === "") return null;
+        const min = k === "Replacement" ? -1 : 0;
+        if (!/^-?\d+$/.test(v) || Number(v) < min || Number(v) > 86400)
+            return cockpit.format(_("A whole number of seconds from $0 to 86400"), min);
+        return null;
+    };
+    const problem = chapProblem(auth) || (hasTimeouts ? TIMEOUTS.map(([k]) => timeoutProblem(k)).find(Boolean) : null);
 
     const save = () => {
         if (problem) return;
@@ -62,10 +71,10 @@ function SettingsDialog({ node, onClose }) {
         if (data) o["data-digest"] = data.split(",");
         const dict = options(o);
         if (hasTimeouts) {
-            for (const [k, opt] of TIMEOUTS) {
+            for (const [k, opt, type] of TIMEOUTS) {
                 const v = timeouts[k].trim();
                 const before = node.Timeouts[k] !== undefined ? String(unvariant(node.Timeouts[k])) : "";
-                if (v !== "" && v !== before) dict[opt] = cockpit.variant("i", Number(v));
+                if (v !== "" && v !== before) dict[opt] = cockpit.variant(type, Number(v));
             }
         }
         setBusy(true);
@@ -103,10 +112,10 @@ function SettingsDialog({ node, onClose }) {
                     <FormHelperText><HelperText><HelperTextItem>{cockpit.format(_("Now: $0"), digestText(node.DataDigest))}</HelperTextItem></HelperText></FormHelperText>
                 </FormGroup>
                 {hasTimeouts
-                    ? TIMEOUTS.map(([k, , label, help]) => (
+                    ? TIMEOUTS.map(([k, , , label, help]) => (
                         <FormGroup key={k} label={label} fieldId={`node-timeout-${k}`}>
-                            <TextInput id={`node-timeout-${k}`} value={timeouts[k]} inputMode="numeric" onChange={(_ev, v) => setTimeouts(t => ({ ...t, [k]: v }))} />
-                            <FormHelperText><HelperText><HelperTextItem>{help}</HelperTextItem></HelperText></FormHelperText>
+                            <TextInput id={`node-timeout-${k}`} value={timeouts[k]} inputMode="numeric" validated={timeoutProblem(k) ? "error" : "default"} onChange={(_ev, v) => setTimeouts(t => ({ ...t, [k]: v }))} />
+                            <FormHelperText><HelperText><HelperTextItem variant={timeoutProblem(k) ? "error" : "default"}>{timeoutProblem(k) || help}</HelperTextItem></HelperText></FormHelperText>
                         </FormGroup>
                     ))
                     : (
@@ -121,7 +130,7 @@ function SettingsDialog({ node, onClose }) {
                     value={auth}
                     onChange={setAuth}
                 />
-                {problem && auth.method !== "keep" && <HelperText><HelperTextItem variant="error">{problem}</HelperTextItem></HelperText>}
+                {chapProblem(auth) && <HelperText><HelperTextItem variant="error">{chapProblem(auth)}</HelperTextItem></HelperText>}
                 {error && <Alert variant="danger" isInline id="node-settings-error" title={describe(error).title}>{describe(error).detail}</Alert>}
             </Form>
         </Modal>

@@ -16,7 +16,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from services import Services, free_port, http_get  # noqa: E402
+from services import Services, http_get, refused_port  # noqa: E402
 from webdriver import Browser, wait_until  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -444,8 +444,7 @@ def main():
             (4, EXTRA, 16, None, None),
         ])
         svc.start_lunlinkd()
-        svc.unused_port, lock = free_port()  # leased, never bound: connection refused
-        svc.locks.append(lock)
+        svc.unused_port, refusing = refused_port()  # kept open to the end: the port stays refused
         manifests = json.loads(http_get(f"{svc.start_cockpit(DIST)}/cockpit/@localhost/manifests.json"))
         label = manifests["lunlink"]["menu"]["index"]["label"]
         assert label == "iSCSI Initiator", label

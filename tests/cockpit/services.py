@@ -69,6 +69,14 @@ def free_port():
     raise RuntimeError("no free loopback port")
 
 
+def refused_port():
+    """A 127.0.0.1 port that refuses connections for as long as the returned socket is open: it
+    is bound but never listens, so nobody else can take the port meanwhile."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1], s
+
+
 def http_get(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read()

@@ -39,7 +39,7 @@ function byPath(lun) {
 
 export function usedBy(lun) {
     const u = lun.UsedBy;
-    if (u === undefined) return DASH;
+    if (u === undefined || !lun.Device) return DASH;
     if (!Array.isArray(u) || u.length === 0) return _("Not in use");
     return (
         <List isPlain>

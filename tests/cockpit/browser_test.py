@@ -405,7 +405,8 @@ class PageTest:
         if outcome != "saved":
             # lunlinkd with polkit: without polkitd only root may change anything.
             assert "Not permitted" in outcome, outcome
-        self.shot("18-limited-access-change")
+        self.b.js("document.getElementById('auth-discovery').scrollIntoView()")
+        self.shot("18-limited-access-change", top=False)
 
     def test_no_csp_violation(self):
         trace = self.b.js("return window.lunlink.store.trace") or []

@@ -710,6 +710,59 @@ impl Devices {
     }
 }
 
+/// `[multipath]`: how a logical unit reached through several sessions (portals) uses them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Multipath {
+    /// `failover`, `round-robin` or `queue-depth` (fewest commands in flight).
+    pub policy: String,
+    /// Seconds a command may wait on a path while another path is usable, before the path
+    /// counts as failed and the command moves (a silent path: a pulled cable sends no RST).
+    pub path_timeout: u32,
+    /// Seconds between probes (TEST UNIT READY) of failed paths: how soon one that is back
+    /// carries IO again.
+    pub check_interval: u32,
+    /// Seconds IO waits when no path is usable, then fails with EIO; -1 waits for ever. For
+    /// LUs with several paths this, not the node's replacement timeout, decides.
+    pub no_path_timeout: i32,
+}
+
+impl Default for Multipath {
+    fn default() -> Self {
+        Multipath { policy: "queue-depth".into(), path_timeout: 3, check_interval: 2, no_path_timeout: 60 }
+    }
+}
+
+impl Multipath {
+    fn validate(&self) -> Result<(), InvalidSetting> {
+        if lunlink_multipath::Policy::from_name(&self.policy).is_none() {
+            return Err(InvalidSetting::new(
+                "multipath.policy",
+                format!("{:?} is not a policy: use failover, round-robin or queue-depth", self.policy),
+            ));
+        }
+        check_range("multipath.path_timeout", i64::from(self.path_timeout), 1, 3600, " seconds")?;
+        check_range("multipath.check_interval", i64::from(self.check_interval), 1, 3600, " seconds")?;
+        if self.no_path_timeout != -1 {
+            check_range("multipath.no_path_timeout", i64::from(self.no_path_timeout), 0, 86_400, " seconds, or -1")?;
+        }
+        Ok(())
+    }
+
+    /// The policy and timers for the multipath layer.
+    pub fn layer(&self) -> (lunlink_multipath::Policy, lunlink_multipath::Timers) {
+        let secs = |s: u32| Duration::from_secs(u64::from(s));
+        (
+            lunlink_multipath::Policy::from_name(&self.policy).unwrap_or_default(),
+            lunlink_multipath::Timers {
+                path_timeout: secs(self.path_timeout),
+                check_interval: secs(self.check_interval),
+                no_path_timeout: u32::try_from(self.no_path_timeout).ok().map(secs),
+            },
+        )
+    }
+}
+
 /// `[initiator]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -741,6 +794,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub negotiation: Negotiation,
     pub devices: Devices,
+    pub multipath: Multipath,
 }
 
 /// The file as written: like [`Config`] but secrets may come from files.
@@ -752,6 +806,7 @@ struct ConfigFile {
     timeouts: Timeouts,
     negotiation: Negotiation,
     devices: Devices,
+    multipath: Multipath,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -901,6 +956,7 @@ impl Config {
             timeouts: file.timeouts,
             negotiation: file.negotiation,
             devices: file.devices,
+            multipath: file.multipath,
         };
         config.validate().map_err(located)?;
         Ok(config)
@@ -911,7 +967,8 @@ impl Config {
         self.auth.discovery.validate("auth.discovery")?;
         self.timeouts.validate("timeouts")?;
         self.negotiation.validate("negotiation")?;
-        self.devices.validate()
+        self.devices.validate()?;
+        self.multipath.validate()
     }
 }
 

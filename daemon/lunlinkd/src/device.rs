@@ -26,14 +26,15 @@ use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 
 use libublk::ctrl::{UblkCtrl, UblkCtrlBuilder};
 use libublk::helpers::IoBuf;
 use libublk::io::{UblkDev, UblkQueue};
 use libublk::{sys, BufDesc, UblkError, UblkFlags, UblkUringData};
-use lunlink_engine::{LinkState, LunInfo, RawIoBuf, ScsiOpError, Session};
+use lunlink_engine::{LunInfo, RawIoBuf, ScsiOpError, Session};
+use lunlink_multipath::{LogicalUnit, Path as IoPath, Policy, Timers, Tried};
 
 /// The ublk control device; it exists once `ublk_drv` is loaded.
 const CONTROL: &str = "/dev/ublk-control";
@@ -52,7 +53,8 @@ const MAX_RANGE_BLOCKS: u64 = 0x7f_ffff;
 pub enum DeviceError {
     #[error("block devices are disabled in the configuration ([devices] enabled = false)")]
     Disabled,
-    #[error("ublk_drv is not loaded (no /dev/ublk-control): load it with 'modprobe ublk_drv'")]
+    /// No /dev/ublk-control; the message says why and what to do (see ublk_check.rs).
+    #[error("{}", crate::ublk_check::diagnosis())]
     DriverNotLoaded,
     /// The LU has properties ublk cannot present (e.g. 8 KiB blocks).
     #[error("{0}")]
@@ -78,16 +80,22 @@ pub struct DeviceConfig {
     /// by the identity and geometry kept in each device's JSON under /run/ublksrvd, and
     /// [`DeviceManager::attach`] re-attaches such a device instead of making a new one.
     pub recoverable: bool,
+    /// How a device's LU spreads IO over its paths, and the multipath timers.
+    pub policy: Policy,
+    pub timers: Timers,
 }
 
 impl DeviceConfig {
-    pub fn from_config(d: &crate::config::Devices) -> Self {
+    pub fn from_config(d: &crate::config::Devices, m: &crate::config::Multipath) -> Self {
+        let (policy, timers) = m.layer();
         DeviceConfig {
             enabled: d.enabled,
             nr_queues: d.nr_queues,
             queue_depth: d.queue_depth,
             runtime_dir: default_runtime_dir(),
             recoverable: true,
+            policy,
+            timers,
         }
     }
 }
@@ -197,7 +205,7 @@ impl DeviceManager {
         let _creating = self.inner.create.lock().await;
         let Some(o) = self.lock().orphans.remove(key) else { return };
         let bdev = format!("/dev/ublkb{}", o.dev_id);
-        let lu = Arc::new(Lu { key: key.to_owned(), geo: o.geo.clone(), paths: RwLock::new(Vec::new()), errors: AtomicU64::new(0) });
+        let lu = self.new_lu(key, o.geo.clone(), None);
         match start_device(&self.inner.cfg, lu.clone(), o.ident, Some((o.dev_id, o.nr_queues, o.depth))).await {
             Ok(started) => {
                 tracing::warn!(
@@ -236,11 +244,11 @@ impl DeviceManager {
             (si.target_name.clone(), si.portal.clone(), si.params.max_burst_length)
         };
         let key = lu_key(info, &target, &portal);
-        let path = IoPath { id: path_id, session: session.clone(), lun: info.lun };
+        let path = Arc::new(IoPath::new(path_id, session.clone(), info.lun));
         {
             let mut st = self.lock();
             if let Some(d) = st.devices.get(&key) {
-                write_paths(&d.lu).push(path);
+                d.lu.mp.add_path(path);
                 let bdev = d.bdev.clone();
                 st.paths.insert(path_id, key.clone());
                 tracing::info!(lu = %key, device = %bdev, target = %target, portal = %portal, "another path to the logical unit");
@@ -253,7 +261,7 @@ impl DeviceManager {
         }
         let geo = Geometry::new(info, max_burst)?;
         let ident = Ident { target, portal, lun: info.lun, wwid: info.wwid.clone() };
-        let lu = Arc::new(Lu { key: key.clone(), geo, paths: RwLock::new(vec![path]), errors: AtomicU64::new(0) });
+        let lu = self.new_lu(&key, geo, Some(path));
         let started = start_device(&self.inner.cfg, lu.clone(), ident, None).await?;
         let bdev = started.bdev.clone();
         tracing::info!(
@@ -275,7 +283,7 @@ impl DeviceManager {
     async fn recover(
         &self,
         path_id: u64,
-        path: IoPath,
+        path: Arc<IoPath>,
         key: &str,
         info: &LunInfo,
         max_burst: u32,
@@ -291,7 +299,7 @@ impl DeviceManager {
             Ok(_) => {}
             Err(e) => tracing::warn!(lu = %key, device = %bdev, "the logical unit changed while the daemon was away: {e}"),
         }
-        let lu = Arc::new(Lu { key: key.to_owned(), geo: o.geo.clone(), paths: RwLock::new(vec![path]), errors: AtomicU64::new(0) });
+        let lu = self.new_lu(key, o.geo.clone(), Some(path));
         let t0 = std::time::Instant::now();
         let started = start_device(&self.inner.cfg, lu.clone(), o.ident, Some((o.dev_id, o.nr_queues, o.depth))).await?;
         tracing::info!(
@@ -303,6 +311,22 @@ impl DeviceManager {
         st.paths.insert(path_id, key.to_owned());
         st.devices.insert(key.to_owned(), Device { lu, bdev: bdev.clone(), ctrl: started.ctrl, thread: Some(started.thread), recovered: true });
         Ok(bdev)
+    }
+
+    /// A new LU for a device, with its first path (if any), under the configured policy.
+    fn new_lu(&self, key: &str, geo: Geometry, first: Option<Arc<IoPath>>) -> Arc<Lu> {
+        let mp = LogicalUnit::new(key.to_owned(), self.inner.cfg.policy, self.inner.cfg.timers.clone());
+        if let Some(p) = first {
+            mp.add_path(p);
+        }
+        Arc::new(Lu { key: key.to_owned(), geo, mp, errors: AtomicU64::new(0) })
+    }
+
+    /// The multipath LU of the device serving path `path_id`, if any.
+    pub fn logical_unit(&self, path_id: u64) -> Option<Arc<LogicalUnit>> {
+        let st = self.lock();
+        let key = st.paths.get(&path_id)?;
+        st.devices.get(key).map(|d| d.lu.mp.clone())
     }
 
     /// The device serving path `path_id`, if any.
@@ -321,7 +345,7 @@ impl DeviceManager {
             st.devices
                 .values()
                 .filter(|d| {
-                    let paths = read_paths(&d.lu);
+                    let paths = d.lu.mp.paths();
                     paths.iter().any(|p| path_ids.contains(&p.id)) && paths.iter().all(|p| path_ids.contains(&p.id))
                 })
                 .map(|d| d.bdev.clone())
@@ -362,9 +386,9 @@ impl DeviceManager {
             let mut st = self.lock();
             let Some(key) = st.paths.remove(&path_id) else { return };
             let Some(d) = st.devices.get(&key) else { return };
-            let last = read_paths(&d.lu).iter().all(|p| p.id == path_id);
+            let last = d.lu.mp.paths().iter().all(|p| p.id == path_id);
             if !last {
-                write_paths(&d.lu).retain(|p| p.id != path_id);
+                d.lu.mp.remove_path(path_id);
                 tracing::info!(lu = %key, device = %d.bdev, "path removed, the device stays");
                 None
             } else {
@@ -378,7 +402,9 @@ impl DeviceManager {
                 tracing::error!(device = %bdev, "removing the device failed: {e}");
             }
             // Only now: IO that the removal flushed still needed the path.
-            write_paths(&lu).clear();
+            for p in lu.mp.paths() {
+                lu.mp.remove_path(p.id);
+            }
             tracing::info!(device = %bdev, lu = %lu.key, "block device removed");
         }
     }
@@ -420,40 +446,12 @@ fn lu_key(info: &LunInfo, target: &str, portal: &str) -> String {
 
 // ---- the logical unit and how it is presented ----------------------------------------------
 
-/// One way to reach the LU.
-#[derive(Clone)]
-struct IoPath {
-    id: u64,
-    session: Session,
-    lun: u16,
-}
-
+/// A logical unit with its device geometry and its paths (the multipath layer).
 struct Lu {
     key: String,
     geo: Geometry,
-    /// The first path serves IO; others stand by.
-    paths: RwLock<Vec<IoPath>>,
+    mp: Arc<LogicalUnit>,
     errors: AtomicU64,
-}
-
-fn read_paths(lu: &Lu) -> std::sync::RwLockReadGuard<'_, Vec<IoPath>> {
-    lu.paths.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write_paths(lu: &Lu) -> std::sync::RwLockWriteGuard<'_, Vec<IoPath>> {
-    lu.paths.write().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Lu {
-    /// The path for the next command, other than `except`: the first one whose session is
-    /// logged in, else the first one (its IO then waits for the reconnect or fails). A clone
-    /// of the session handle, no allocation.
-    fn path(&self, except: Option<u64>) -> Option<IoPath> {
-        let paths = read_paths(self);
-        let mut usable = paths.iter().filter(|p| Some(p.id) != except);
-        let first = usable.clone().next();
-        usable.find(|p| p.session.link_state() == LinkState::LoggedIn).or(first).cloned()
-    }
 }
 
 /// How discards reach the LU (SBC-3 §4.7.3, chosen as Linux's sd does).
@@ -1127,15 +1125,6 @@ fn blocks_of(geo: &Geometry, iod: &sys::ublksrv_io_desc) -> Result<(u64, u64), i
     Ok((lba, n))
 }
 
-/// The errno a failed command completes its request with.
-fn errno_of(e: &ScsiOpError) -> i32 {
-    match e {
-        ScsiOpError::Scsi(s) => s.errno(),
-        ScsiOpError::Invalid(_) => libc::EINVAL,
-        _ => libc::EIO,
-    }
-}
-
 /// A request from the kernel, checked against the LU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Request {
@@ -1183,51 +1172,55 @@ impl Request {
     }
 }
 
-/// Serves one request; returns bytes moved or -errno. A failure of the path itself (the
-/// session closed or lost its connection) is tried once more on another path, if the LU has
-/// one; SCSI errors are the LU's answer and are not.
+/// Serves one request; returns bytes moved or -errno. The LU's multipath layer picks the
+/// path and decides after a failure: a path error moves the request to another path, a target
+/// error is the LU's answer. Everything is polled under the tag's waker (`cross`): engine
+/// completions and the layer's timers wake the queue thread.
 async fn serve(ctx: &QueueCtx, iod: &sys::ublksrv_io_desc, buf: &mut [u8], tw: &TagWaker, waker: &Waker) -> i32 {
     let req = match Request::parse(&ctx.lu.geo, iod, buf.len()) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let mut failed_path = None;
-    loop {
-        let Some(path) = ctx.lu.path(failed_path) else { return -libc::EIO };
-        let e = match run(ctx, &path, req, buf, tw, waker).await {
-            Ok(n) => return n,
-            Err(e) => e,
-        };
-        if failed_path.is_none() && matches!(e, ScsiOpError::Command(_)) && ctx.lu.path(Some(path.id)).is_some() {
-            failed_path = Some(path.id);
-            continue;
+    let mp = &ctx.lu.mp;
+    let result = cross(tw, waker, async {
+        let mut a = mp.attempt();
+        loop {
+            let path = mp.next_path(&mut a).await?;
+            match mp.run_on(&path, &mut a, run(ctx, &path, req, &mut *buf)).await {
+                Tried::Done(r) => return r,
+                Tried::Again => continue,
+            }
         }
-        let errno = errno_of(&e);
-        let count = ctx.lu.errors.fetch_add(1, Ordering::Relaxed);
-        if count < 20 || count.is_multiple_of(1000) {
-            tracing::warn!(
-                lu = %ctx.lu.key, request = ?req, errno, errors = count + 1, "IO failed: {e}"
-            );
+    })
+    .await;
+    match result {
+        Ok(n) => n,
+        Err(e) => {
+            let errno = e.errno();
+            let count = ctx.lu.errors.fetch_add(1, Ordering::Relaxed);
+            if count < 20 || count.is_multiple_of(1000) {
+                tracing::warn!(lu = %ctx.lu.key, request = ?req, errno, errors = count + 1, "IO failed: {e}");
+            }
+            -errno
         }
-        return -errno;
     }
 }
 
 /// Runs a request on one path; returns the bytes moved.
-async fn run(ctx: &QueueCtx, path: &IoPath, req: Request, buf: &mut [u8], tw: &TagWaker, waker: &Waker) -> Result<i32, ScsiOpError> {
+async fn run(ctx: &QueueCtx, path: &IoPath, req: Request, buf: &mut [u8]) -> Result<i32, ScsiOpError> {
     let bs = ctx.lu.geo.block_size;
     let (lba, len, write, fua) = match req {
         Request::Read { lba, len } => (lba, len, false, false),
         Request::Write { lba, len, fua } => (lba, len, true, fua),
-        Request::Flush => return cross(tw, waker, path.session.flush(path.lun)).await.map(|()| 0),
+        Request::Flush => return path.session.flush(path.lun).await.map(|()| 0),
         Request::Discard { lba, blocks } => {
             return match ctx.lu.geo.discard {
-                Discard::WriteSameUnmap => cross(tw, waker, write_same(ctx, path, lba, blocks, true)).await.map(|()| 0),
-                _ => cross(tw, waker, unmap(path, lba, blocks)).await.map(|()| 0),
+                Discard::WriteSameUnmap => write_same(ctx, path, lba, blocks, true).await.map(|()| 0),
+                _ => unmap(path, lba, blocks).await.map(|()| 0),
             }
         }
         Request::WriteZeroes { lba, blocks, unmap } => {
-            return cross(tw, waker, write_same(ctx, path, lba, blocks, unmap)).await.map(|()| 0)
+            return write_same(ctx, path, lba, blocks, unmap).await.map(|()| 0)
         }
     };
     // Larger than the LU takes in one command (Block Limits): in pieces, in order.
@@ -1239,9 +1232,9 @@ async fn run(ctx: &QueueCtx, path: &IoPath, req: Request, buf: &mut [u8], tw: &T
         // so this future, which the queue executor never leaks) has been dropped.
         let lent = unsafe { RawIoBuf::new(chunk.as_mut_ptr(), chunk.len()) };
         if write {
-            cross(tw, waker, path.session.write(path.lun, at, bs, lent, fua)).await.1?;
+            path.session.write(path.lun, at, bs, lent, fua).await.1?;
         } else {
-            cross(tw, waker, path.session.read(path.lun, at, bs, lent)).await.1?;
+            path.session.read(path.lun, at, bs, lent).await.1?;
         }
     }
     Ok(i32::try_from(len).unwrap_or(i32::MAX))
@@ -1597,15 +1590,6 @@ mod tests {
         assert_eq!(Request::parse(&g, &iod(fua, 0, 1), 4096), Ok(Request::Write { lba: 0, len: 512, fua: false }));
     }
 
-    #[test]
-    fn errnos_come_from_the_scsi_layer() {
-        let s = |k, asc, ascq| ScsiOpError::Scsi(ScsiError::CheckCondition(lunlink_scsi::Sense::new(k, asc, ascq)));
-        assert_eq!(errno_of(&s(lunlink_scsi::SenseKey::DataProtect, 0x27, 0x07)), libc::ENOSPC);
-        assert_eq!(errno_of(&s(lunlink_scsi::SenseKey::MediumError, 0x11, 0)), libc::ENODATA);
-        assert_eq!(errno_of(&ScsiOpError::Command(lunlink_engine::CommandError::SessionClosed)), libc::EIO);
-        assert_eq!(errno_of(&ScsiOpError::Invalid("x")), libc::EINVAL);
-    }
-
     fn id_env() -> String {
         Ident { target: "iqn.x:y".into(), portal: "127.0.0.1:3260".into(), lun: 1, wwid: String::new() }.udev_env()
     }
@@ -1679,7 +1663,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("ublk-control");
         assert_eq!(availability_at(&missing), Err(DeviceError::DriverNotLoaded));
-        assert!(DeviceError::DriverNotLoaded.to_string().starts_with("ublk_drv is not loaded"));
+        assert!(DeviceError::DriverNotLoaded.to_string().contains("ublk"));
         std::fs::write(&missing, b"").unwrap();
         assert_eq!(availability_at(&missing), Ok(()));
         let off = DeviceManager::new(DeviceConfig {
@@ -1688,6 +1672,8 @@ mod tests {
             queue_depth: 8,
             runtime_dir: dir.path().into(),
             recoverable: false,
+            policy: Policy::default(),
+            timers: Timers::default(),
         });
         assert_eq!(off.availability(), Err(DeviceError::Disabled));
     }
@@ -1727,6 +1713,8 @@ mod tests {
             queue_depth: 16,
             runtime_dir: dir.path().into(),
             recoverable: false,
+            policy: Policy::default(),
+            timers: Timers::default(),
         });
         let r = tokio::time::timeout(T, m.attach(7, &s, &info)).await.unwrap();
         if Path::new(CONTROL).exists() {

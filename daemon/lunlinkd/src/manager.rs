@@ -419,7 +419,7 @@ impl Manager {
             );
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let devices = crate::device::DeviceManager::new(crate::device::DeviceConfig::from_config(&config.devices));
+        let devices = crate::device::DeviceManager::new(crate::device::DeviceConfig::from_config(&config.devices, &config.multipath));
         let m = Arc::new(Manager {
             config,
             initiator_name: std::sync::RwLock::new(initiator_name),

@@ -650,6 +650,16 @@ mod tests {
         }
     }
 
+    /// A block request's errno comes from the SCSI layer (see `ScsiError::errno`).
+    #[test]
+    fn errnos_come_from_the_scsi_layer() {
+        assert_eq!(LuError::Op(cc(SenseKey::DataProtect, 0x27, 0x07)).errno(), libc::ENOSPC);
+        assert_eq!(LuError::Op(cc(SenseKey::MediumError, 0x11, 0)).errno(), libc::ENODATA);
+        assert_eq!(LuError::Op(ScsiOpError::Command(CommandError::SessionClosed)).errno(), libc::EIO);
+        assert_eq!(LuError::Op(ScsiOpError::Invalid("x")).errno(), libc::EINVAL);
+        assert_eq!(LuError::NoPath("x").errno(), libc::EIO);
+    }
+
     #[test]
     fn policy_names() {
         for p in [Policy::Failover, Policy::RoundRobin, Policy::QueueDepth] {

@@ -45,6 +45,7 @@ class PageTest:
         self.svc = svc
         self.b = browser
         self.page = f"{svc.cockpit}/cockpit/@localhost/lunlink/index.html"
+        self.shots = 0  # screenshots are numbered in the order taken
 
     def shot(self, name, top=True):
         if top:
@@ -55,7 +56,8 @@ class PageTest:
         wait_until("the page's fonts", lambda: self.b.js("""
             const docs = [document, ...[...document.querySelectorAll('iframe')].map(f => f.contentDocument).filter(Boolean)];
             return docs.every(d => d.fonts.status === 'loaded');"""), 10)
-        path = os.path.join(SHOTS, f"{name}.png")
+        self.shots += 1
+        path = os.path.join(SHOTS, f"{self.shots:02d}-{name}.png")
         self.b.screenshot(path)
         print(f"    screenshot {os.path.relpath(path, REPO)}")
 
@@ -94,7 +96,7 @@ class PageTest:
         self.b.find("#no-sessions")
         # No administrative-access warning for root, no "not running" alert.
         assert not self.b.find_all("#alert-not-running"), "lunlinkd shown as not running"
-        self.shot("01-landing")
+        self.shot("landing")
         if self.b.js("return window.lunlink.store.snapshot.managerMethods.has('SetInitiatorName')"):
             # No session yet, so lunlinkd takes a new name; the page shows it when signalled.
             self.b.click("#initiator-name-change")
@@ -136,7 +138,7 @@ class PageTest:
             text = self.wait_result(t, "Authentication failed")
             assert "CHAP" in text, text
         self.b.js("document.getElementById('targets-card').scrollIntoView()")
-        self.shot("02-connect-all-chap-refused", top=False)
+        self.shot("connect-all-chap-refused", top=False)
 
     def test_default_auth_write_only(self):
         self.view("authentication")
@@ -151,7 +153,7 @@ class PageTest:
         self.check_no_secret()
         props = self.svc.manager_properties()
         assert CHAP_USER in props, props
-        self.shot("04-default-auth")
+        self.shot("default-auth")
 
     def check_no_secret(self):
         dom = self.b.js("""
@@ -183,7 +185,7 @@ class PageTest:
         self.wait_result(MUTUAL, "Connected")
         assert "DeviceError" not in self.result_text(MUTUAL)
         self.check_no_secret()
-        self.shot("05-connected")
+        self.shot("connected")
 
     def test_sessions_table(self):
         self.view("connections")
@@ -195,7 +197,7 @@ class PageTest:
             assert "IET" in text, text  # tgtd's INQUIRY vendor
             # No ublk on the host: the device column says why.
             assert "No device" in text, text
-        self.shot("06-sessions")
+        self.shot("sessions")
 
     def test_ctl_login_appears(self):
         self.view("connections")
@@ -204,7 +206,7 @@ class PageTest:
         wait_until("the lunlinkctl session in the table", lambda: self.session_row_text(EXTRA), 20)
         wait_until("it is logged in", lambda: "Logged in" in (self.session_row_text(EXTRA) or ""), 30)
         # And the Add connection view marks it connected.
-        self.shot("03-ctl-session-live")
+        self.shot("ctl-session-live")
         # And the Add connection view marks it connected.
         self.view("add")
         self.wait_result(EXTRA, "Connected")
@@ -218,7 +220,7 @@ class PageTest:
         self.b.wait_text("#counters", "Commands")
         self.b.wait_text("#lun-identity", "Read-write")
         self.b.click("#counters-refresh")
-        self.shot("09-session-details")
+        self.shot("session-details")
         self.b.click(".pf-v5-c-breadcrumb a")
         self.b.find("#sessions-table")
 
@@ -231,7 +233,7 @@ class PageTest:
         assert self.session_row_text(PLAIN) and self.session_row_text(MUTUAL)
         out = self.svc.lunlinkctl("--json", "sessions")
         assert CHAP not in out and EXTRA not in out, out
-        self.shot("10-disconnected")
+        self.shot("disconnected")
 
     def test_select_all(self):
         self.b.js("const c = document.getElementById('select-all-sessions'); if (!c.checked) c.click();")
@@ -261,7 +263,7 @@ class PageTest:
         assert self.session_row_text(MUTUAL), "refused, yet gone"
         self.b.click("#disconnect-anyway")
         self.b.wait_text("#force-dialog", "Data may be lost")
-        self.shot("10-disconnect-anyway")
+        self.shot("disconnect-anyway")
         self.b.click("#force-confirm")
         wait_until(f"{MUTUAL} to leave the table", lambda: self.session_row_text(MUTUAL) is None, 30)
         assert self.b.js("return window.__forced") == [True]
@@ -293,7 +295,7 @@ class PageTest:
         # Restart the daemon: the page says it is gone, then the record comes back as it was.
         self.svc.stop_lunlinkd()
         self.b.find("#alert-not-running", timeout=30)
-        self.shot("11-daemon-down")
+        self.shot("daemon-down")
         self.svc.start_lunlinkd()
         self.b.refresh()
         self.b.find("#view-nodes")
@@ -302,7 +304,7 @@ class PageTest:
         assert self.node_switch(CHAP) is False
         # lunlinkd logs in to automatic nodes at start.
         self.b.wait_text(self.node_row(PLAIN), "Logged in", timeout=60)
-        self.shot("12-nodes-persisted")
+        self.shot("nodes-persisted")
 
     def test_node_settings_and_delete(self):
         # Digests through the settings dialog; the answer says when they apply.
@@ -319,7 +321,7 @@ class PageTest:
         self.b.click(f'{self.node_row(PLAIN)} button[id^="node-delete-"]')
         self.b.click("#node-delete-confirm")
         self.b.wait_text("#node-delete-error", "disconnect its session first")
-        self.shot("13-node-delete-refused")
+        self.shot("node-delete-refused")
         self.b.click("#node-delete-cancel")
         # Log in from the node list: the plain target through its IPv6 portal.
         v6 = f'#nodes-table tr[data-node="{PLAIN}"][data-portal="[::1]:{self.svc.tgt_port}"]'
@@ -339,7 +341,7 @@ class PageTest:
         else:
             self.b.find("#login-all-result, #login-all-error", timeout=120)
         self.b.wait_text(self.node_row(MUTUAL), "Logged in", timeout=30)
-        self.shot("14-login-all")
+        self.shot("login-all")
 
     def test_dark_theme(self):
         self.b.js("localStorage.setItem('shell:style', 'dark');")
@@ -347,18 +349,30 @@ class PageTest:
         self.b.refresh()
         self.b.wait_js("the dark theme class", "return document.documentElement.classList.contains('pf-v5-theme-dark')")
         self.b.wait_text("#sessions-table", PLAIN)
-        self.shot("14-connections-dark")
+        self.shot("connections-dark")
         self.view("add")
         self.b.type("#discover-host", "127.0.0.1")
         self.b.type("#discover-port", str(self.svc.tgt_port))
         self.b.click("#discover")
         self.wait_result(PLAIN, "Connected")
         self.wait_result(CHAP, "Not connected")
-        self.shot("15-add-dark")
+        self.shot("add-dark")
         # The shell's event switches at once, without a reload.
         self.b.js("window.dispatchEvent(new CustomEvent('cockpit-style', {detail: {style: 'light'}}));")
         self.b.wait_js("the light theme", "return !document.documentElement.classList.contains('pf-v5-theme-dark')")
         self.b.js("localStorage.removeItem('shell:style');")
+
+    def test_live_state(self):
+        # The target drops the connection and refuses logins for a while: the row says
+        # "Reconnecting" as lunlinkd reinstates the session, and "Logged in" once it is back.
+        self.svc.set_target_state(4, "offline")
+        self.svc.drop_connections(4)
+        wait_until(f"{EXTRA} to show Reconnecting", lambda: "Reconnecting" in (self.session_row_text(EXTRA) or "")
+                   or "Failed" in (self.session_row_text(EXTRA) or ""), 30)
+        self.b.js(f"""document.querySelector('#sessions-table tbody[data-session="{EXTRA}"]').scrollIntoView()""")
+        self.shot("reconnecting", top=False)
+        self.svc.set_target_state(4, "ready")
+        wait_until(f"{EXTRA} logged in again", lambda: "Logged in" in (self.session_row_text(EXTRA) or ""), 60)
 
     def test_in_cockpit_shell(self):
         # The page as people meet it: in Cockpit's shell, from its menu entry.
@@ -370,7 +384,7 @@ class PageTest:
         for t in (PLAIN, CHAP, MUTUAL, EXTRA):
             self.b.wait_text("#sessions-table", t)
         self.b.frame(None)
-        self.shot("07-shell-light", top=False)
+        self.shot("shell-light", top=False)
         # The shell's dark style reaches the page (Cockpit keeps it in localStorage).
         self.b.js("localStorage.setItem('shell:style', 'dark');")
         self.b.refresh()
@@ -380,7 +394,7 @@ class PageTest:
         self.b.click('.lunlink-tabs a[href="#/nodes"]')
         self.b.wait_text("#nodes-table", PLAIN)
         self.b.frame(None)
-        self.shot("08-shell-dark-nodes", top=False)
+        self.shot("shell-dark-nodes", top=False)
         self.b.js("localStorage.removeItem('shell:style');")
         self.b.set_window(1280, 1000)
 
@@ -393,7 +407,7 @@ class PageTest:
         self.b.find("#alert-limited-access")
         self.b.wait_text("#initiator-name", "iqn.")
         self.b.wait_text("#sessions-table", PLAIN)
-        self.shot("17-limited-access")
+        self.shot("limited-access")
         self.view("authentication")
         self.b.click("#auth-discovery-method-none")
         self.b.click("#auth-discovery-save")
@@ -406,7 +420,7 @@ class PageTest:
             # lunlinkd with polkit: without polkitd only root may change anything.
             assert "Not permitted" in outcome, outcome
         self.b.js("document.getElementById('auth-discovery').scrollIntoView()")
-        self.shot("18-limited-access-change", top=False)
+        self.shot("limited-access-change", top=False)
 
     def test_no_csp_violation(self):
         trace = self.b.js("return window.lunlink.store.trace") or []
@@ -456,7 +470,8 @@ def main():
         t = PageTest(svc, browser)
         scenarios = [
             t.test_landing, t.test_discover_connect_all, t.test_ctl_login_appears, t.test_default_auth_write_only,
-            t.test_connect_chap_targets, t.test_default_auth_back_to_none, t.test_sessions_table, t.test_in_cockpit_shell,
+            t.test_connect_chap_targets, t.test_default_auth_back_to_none, t.test_sessions_table, t.test_live_state,
+            t.test_in_cockpit_shell,
             t.test_session_details, t.test_disconnect_selected, t.test_select_all, t.test_in_use_flow, t.test_node_startup_persisted,
             t.test_node_settings_and_delete, t.test_dark_theme, t.test_limited_access,
             t.test_no_csp_violation,

@@ -234,6 +234,21 @@ class Services:
                 self.tgtadm("--op", "new", "--mode", "account", "--user", user, "--password", secret)
                 self.tgtadm("--op", "bind", "--mode", "account", "--tid", str(tid), "--user", user, "--outgoing")
 
+    def drop_connections(self, tid):
+        """Closes every connection to target tid from tgtd's side (TCP FIN, no async message)."""
+        sid = None
+        for line in self.tgtadm("--op", "show", "--mode", "conn", "--tid", str(tid)).splitlines():
+            line = line.strip()
+            if line.startswith("Session:"):
+                sid = line.split(":", 1)[1].strip()
+            elif line.startswith("Connection:") and sid is not None:
+                cid = line.split(":", 1)[1].strip()
+                self.tgtadm("--op", "delete", "--mode", "conn", "--tid", str(tid), "--sid", sid, "--cid", cid)
+
+    def set_target_state(self, tid, state):
+        """"offline": new logins get status 0x0300 (target unavailable); "ready" again."""
+        self.tgtadm("--op", "update", "--mode", "target", "--tid", str(tid), "--name", "state", "--value", state)
+
     # --- lunlinkd -------------------------------------------------------------------------
 
     def start_lunlinkd(self):

@@ -220,6 +220,10 @@ class PageTest:
         self.b.wait_text("#counters", "Commands")
         self.b.wait_text("#lun-identity", "Read-write")
         self.b.click("#counters-refresh")
+        self.b.click("#session-rescan")
+        wait_until("the rescan to finish", lambda: self.b.js(
+            "const b = document.getElementById('session-rescan'); return b && !b.disabled;"), 40)
+        assert not self.b.find_all("#session-error"), self.b.text("#session-error")
         self.shot("session-details")
         self.b.click(".pf-v5-c-breadcrumb a")
         self.b.find("#sessions-table")
@@ -327,6 +331,17 @@ class PageTest:
         v6 = f'#nodes-table tr[data-node="{PLAIN}"][data-portal="[::1]:{self.svc.tgt_port}"]'
         self.b.click(f'{v6} button[id^="node-login-"]')
         self.b.wait_text(v6, "Logged in", timeout=30)
+        # The CHAP target through IPv6: its own credentials in its record, then Log in.
+        chap6 = f'#nodes-table tr[data-node="{CHAP}"][data-portal="[::1]:{self.svc.tgt_port}"]'
+        self.b.click(f'{chap6} button[id^="node-settings-"]')
+        self.b.click("#node-auth-method-chap")
+        self.b.type("#node-auth-username", CHAP_USER)
+        self.b.type("#node-auth-password", CHAP_SECRET)
+        self.b.click("#node-settings-save")
+        self.b.wait_text(chap6, f"CHAP as {CHAP_USER}")
+        self.b.click(f'{chap6} button[id^="node-login-"]')
+        self.b.wait_text(chap6, "Logged in", timeout=30)
+        self.check_no_secret()
         # One that is not logged in goes.
         self.b.click(f'{self.node_row(EXTRA)} button[id^="node-delete-"]')
         self.b.click("#node-delete-confirm")

@@ -62,43 +62,41 @@ export function Application() {
     if (view !== "session" && !VIEWS.some(([k]) => k === view)) view = "connections";
 
     return (
-        <>
-            <Page id="lunlink" className="lunlink-page">
-                <PageSection variant="light" className="lunlink-header">
-                    <Title headingLevel="h1" size="2xl">{_("iSCSI Initiator")}</Title>
-                    <StatusAlerts snap={snap} allowed={allowed} />
-                    {view !== "session" && (
-                        <Tabs
-                            component="nav"
-                            aria-label={_("iSCSI initiator views")}
-                            activeKey={view}
-                            onSelect={(_ev, key) => cockpit.location.go([key])}
-                            className="lunlink-tabs"
-                        >
-                            {VIEWS.map(([key, label]) => (
-                                <Tab key={key} eventKey={key} id={`tab-${key}`} href={`#/${key}`} title={<TabTitleText>{label}</TabTitleText>} />
-                            ))}
-                        </Tabs>
-                    )}
-                </PageSection>
-                {!snap.ready && snap.running !== false
-                    ? (
-                        <PageSection>
-                            <Spinner size="lg" aria-label={_("Loading")} /> {_("Loading…")}
-                        </PageSection>
-                    )
-                    : (
-                        <>
-                            {/* Views stay mounted while hidden: a discovery or login started in
-                                one goes on, and its result is there when the person comes back. */}
-                            <div hidden={view !== "connections"} id="view-connections"><Connections snap={snap} active={view === "connections"} /></div>
-                            <div hidden={view !== "add"} id="view-add"><AddConnection snap={snap} /></div>
-                            <div hidden={view !== "authentication"} id="view-authentication"><Authentication snap={snap} /></div>
-                            <div hidden={view !== "nodes"} id="view-nodes"><Nodes snap={snap} /></div>
-                            {view === "session" && <div id="view-session"><SessionDetails snap={snap} id={path[1]} /></div>}
-                        </>
-                    )}
-            </Page>
-        </>
+        <Page id="lunlink" className="lunlink-page">
+            <PageSection variant="light" className="lunlink-header">
+                <Title headingLevel="h1" size="2xl">{_("iSCSI Initiator")}</Title>
+                <StatusAlerts snap={snap} allowed={allowed} />
+                {view !== "session" && (
+                    <Tabs
+                        component="nav"
+                        aria-label={_("iSCSI initiator views")}
+                        activeKey={view}
+                        onSelect={(_ev, key) => cockpit.location.go([key])}
+                        className="lunlink-tabs"
+                    >
+                        {VIEWS.map(([key, label]) => (
+                            <Tab key={key} eventKey={key} id={`tab-${key}`} href={`#/${key}`} title={<TabTitleText>{label}</TabTitleText>} />
+                        ))}
+                    </Tabs>
+                )}
+            </PageSection>
+            {!snap.ready && snap.running !== false
+                ? (
+                    <PageSection>
+                        <Spinner size="lg" aria-label={_("Loading")} /> {_("Loading…")}
+                    </PageSection>
+                )
+                : (
+                    <>
+                        {/* Views stay mounted while hidden: a discovery or login started in
+                            one goes on, and its result is there when the person comes back. */}
+                        <div hidden={view !== "connections"} id="view-connections"><Connections snap={snap} active={view === "connections"} /></div>
+                        <div hidden={view !== "add"} id="view-add"><AddConnection snap={snap} /></div>
+                        <div hidden={view !== "authentication"} id="view-authentication"><Authentication snap={snap} /></div>
+                        <div hidden={view !== "nodes"} id="view-nodes"><Nodes snap={snap} /></div>
+                        {view === "session" && <div id="view-session"><SessionDetails snap={snap} id={path[1]} /></div>}
+                    </>
+                )}
+        </Page>
     );
 }

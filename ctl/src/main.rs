@@ -9,6 +9,10 @@ mod docs;
 mod exit;
 mod model;
 mod output;
+// The daemon's check of the host's ublk support, shared as a file (it needs only std).
+#[allow(dead_code)]
+#[path = "../../daemon/lunlinkd/src/ublk_check.rs"]
+mod ublk_check;
 mod verbs;
 
 use std::process::ExitCode;

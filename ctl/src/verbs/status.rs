@@ -25,6 +25,9 @@ pub struct Status {
     pub logged_in_sessions: usize,
     pub luns: usize,
     pub luns_with_device: usize,
+    /// "available", or why this host cannot make ublk block devices (checked here, on the
+    /// host lunlinkctl runs on; empty when not checked).
+    pub block_devices: String,
 }
 
 fn prop(p: &HashMap<String, OwnedValue>, key: &str) -> String {
@@ -57,6 +60,7 @@ impl Status {
                 .count(),
             luns: snap.luns.len(),
             luns_with_device: snap.luns.iter().filter(|l| !l.device.is_empty()).count(),
+            block_devices: String::new(),
         }
     }
 
@@ -91,6 +95,9 @@ impl Status {
                 "LUNs",
                 format!("{} ({} with a device)", self.luns, self.luns_with_device),
             );
+        if !self.block_devices.is_empty() {
+            f.add("Block devices", self.block_devices.clone());
+        }
         f.render()
     }
 }
@@ -101,7 +108,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
         .await
         .context("cannot read lunlinkd's status")?;
     let snap = ctx.snapshot().await?;
-    let status = Status::new(&manager, &snap);
+    let mut status = Status::new(&manager, &snap);
+    // Checked on this host, where lunlinkd runs too (the bus is local).
+    status.block_devices =
+        crate::ublk_check::why_unavailable().unwrap_or_else(|| "available".to_owned());
     if ctx.out.json {
         return ctx.out.json(&status);
     }

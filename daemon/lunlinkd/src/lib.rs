@@ -8,3 +8,4 @@ pub mod manager;
 pub mod nodes;
 pub mod dbus_api;
 pub mod device;
+pub mod ublk_check;

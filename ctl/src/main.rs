@@ -101,6 +101,11 @@ pub enum Verb {
     SetDefaultAuth(verbs::set_default_auth::Args),
     /// Change the initiator's iSCSI name (only while no session is logged in).
     SetInitiatorName(verbs::set_initiator_name::Args),
+    /// Take over another initiator's configuration (open-iscsi's node records).
+    Import {
+        #[command(subcommand)]
+        cmd: verbs::import::Cmd,
+    },
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -132,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Verb::Luns => verbs::luns::run(&ctx).await,
         Verb::SetDefaultAuth(a) => verbs::set_default_auth::run(&ctx, a).await,
         Verb::SetInitiatorName(a) => verbs::set_initiator_name::run(&ctx, a).await,
+        Verb::Import { cmd } => verbs::import::run(&ctx, cmd).await,
     }
 }
 

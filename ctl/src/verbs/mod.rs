@@ -2,6 +2,7 @@
 //! output settings.
 
 pub mod discover;
+pub mod import;
 pub mod login;
 pub mod logout;
 pub mod luns;

@@ -141,7 +141,8 @@ CONF
 # --- lunlink and block devices --------------------------------------------------------------
 
 # dev_of LUN: the /dev/ublkbN lunlinkctl shows for LUN (one line per path), or nothing.
-dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$1 == l && $NF ~ /^\/dev\// {print $NF}'; }
+# The block device of LUN $1 (columns: TARGET LUN ... DEVICE BY-PATH).
+dev_of() { lunlinkctl --no-legend luns 2>/dev/null | awk -v l="$1" '$2 == l { for (i = 3; i <= NF; i++) if ($i ~ /^\/dev\/ublkb/) { print $i; break } }'; }
 # session_is STATE: some session is in STATE (logged-in, reconnecting, failed, ...).
 session_is() { lunlinkctl --no-legend sessions 2>/dev/null | grep -q "$1"; }
 # md5: the MD5 of standard input, hex only.

@@ -188,7 +188,10 @@ pub fn parse_record(file: &Path, text: &str) -> Result<Record, String> {
 /// Every record file under `<dir>/nodes`: `<target>/<portal dir>/<iface>` (open-iscsi 2.x)
 /// or `<target>/<portal file>` (older). Several ifaces of one node: the "default" one, else
 /// the first by name; the others are reported as skipped.
-pub fn find_records(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
+/// Record files to read, and files left out with the reason.
+type Found = (Vec<PathBuf>, Vec<(PathBuf, String)>);
+
+pub fn find_records(dir: &Path) -> std::io::Result<Found> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     let nodes = dir.join("nodes");

@@ -55,3 +55,18 @@ check "zsh and fish completions are installed" \
     test -f /usr/share/zsh/vendor-completions/_lunlinkctl -a -f /usr/share/fish/vendor_completions.d/lunlinkctl.fish
 check "polkit knows the package's actions (pkaction --action-id org.lunlink.initiator1.login)" \
     sh -c 'pkaction --action-id org.lunlink.initiator1.login --verbose | grep -q auth_admin'
+
+# Without ublk: the service still runs and lunlinkctl status says why there are no block
+# devices and what to do.
+systemctl mask -q modprobe@ublk_drv.service
+systemctl stop lunlinkd.service
+modprobe -r ublk_drv || note "ublk_drv could not be unloaded"
+systemctl start lunlinkd.service
+check "lunlinkd.service starts without ublk_drv" systemctl -q is-active lunlinkd.service
+line=$(lunlinkctl status | grep 'Block devices')
+check "lunlinkctl status says to load the module ($line)" sh -c "echo '$line' | grep -q \"modprobe ublk_drv\""
+systemctl unmask -q modprobe@ublk_drv.service
+systemctl restart lunlinkd.service
+check "after a restart the service loaded ublk_drv again (modprobe@ublk_drv.service)" test -c /dev/ublk-control
+line=$(lunlinkctl status | grep 'Block devices')
+check "lunlinkctl status: block devices available ($line)" sh -c "echo '$line' | grep -q available"

@@ -97,6 +97,13 @@ pub enum Verb {
     },
     /// List the LUNs and their block devices.
     Luns,
+    /// List the logical units with their paths (multipath): state, policy, each path's state.
+    Lus,
+    /// Set a logical unit's path policy, or fail the IO that waits for a path.
+    Lu {
+        #[command(subcommand)]
+        cmd: verbs::lus::Cmd,
+    },
     /// Set the default CHAP credentials for sessions or for discovery.
     SetDefaultAuth(verbs::set_default_auth::Args),
     /// Change the initiator's iSCSI name (only while no session is logged in).
@@ -135,6 +142,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Verb::Sessions => verbs::sessions::run(&ctx).await,
         Verb::Session { cmd } => verbs::session::run(&ctx, cmd).await,
         Verb::Luns => verbs::luns::run(&ctx).await,
+        Verb::Lus => verbs::lus::run(&ctx).await,
+        Verb::Lu { cmd } => verbs::lus::run_cmd(&ctx, cmd).await,
         Verb::SetDefaultAuth(a) => verbs::set_default_auth::run(&ctx, a).await,
         Verb::SetInitiatorName(a) => verbs::set_initiator_name::run(&ctx, a).await,
         Verb::Import { cmd } => verbs::import::run(&ctx, cmd).await,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use lunlink_dbus::zvariant::{OwnedValue, Value};
 use lunlink_dbus::{
-    ManagedObjects, LUN_INTERFACE, NODE_INTERFACE, NO_OBJECT_PATH, SESSION_INTERFACE,
+    ManagedObjects, LOGICAL_UNIT_INTERFACE, LUN_INTERFACE, NODE_INTERFACE, NO_OBJECT_PATH, SESSION_INTERFACE,
 };
 use serde::Serialize;
 
@@ -76,6 +76,38 @@ pub struct LunInfo {
     pub by_path: String,
     /// The /dev/disk/by-id names of the device.
     pub by_id: Vec<String>,
+    /// As a path of its logical unit: active, standby, failed, held-out.
+    pub path_state: String,
+    pub in_flight: u32,
+    pub logical_unit: Option<String>,
+}
+
+/// A path of a logical unit, as `lus --json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LuPath {
+    /// The Lun object.
+    pub path: String,
+    pub target: String,
+    pub portal: String,
+    pub lun: u16,
+    pub state: String,
+    pub in_flight: u32,
+}
+
+/// A logical unit with its paths, as `lus` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogicalUnitInfo {
+    pub path: String,
+    pub wwid: String,
+    pub vendor: String,
+    pub product: String,
+    pub size: u64,
+    pub device: String,
+    pub policy: String,
+    /// optimal, degraded, queueing, failed.
+    pub state: String,
+    pub queued_io: u32,
+    pub paths: Vec<LuPath>,
 }
 
 /// Every node, session and LUN, sorted for stable output.
@@ -84,6 +116,7 @@ pub struct Snapshot {
     pub nodes: Vec<NodeInfo>,
     pub sessions: Vec<SessionInfo>,
     pub luns: Vec<LunInfo>,
+    pub lus: Vec<LogicalUnitInfo>,
 }
 
 type Props = HashMap<String, OwnedValue>;
@@ -183,6 +216,7 @@ impl Snapshot {
     /// Build from a `GetManagedObjects` reply; objects of unknown interfaces are ignored.
     pub fn from_objects(objects: &ManagedObjects) -> Self {
         let mut snap = Snapshot::default();
+        let mut lu_paths: HashMap<String, Vec<String>> = HashMap::new();
         for (obj, ifaces) in objects {
             let obj = obj.to_string();
             if let Some(p) = ifaces.get(NODE_INTERFACE) {
@@ -236,6 +270,24 @@ impl Snapshot {
                     target: s(p, "Target"),
                     by_path: s(p, "ByPath"),
                     by_id: strings(p, "ById"),
+                    path_state: s(p, "PathState"),
+                    in_flight: num(p, "InFlight"),
+                    logical_unit: path(p, "LogicalUnit"),
+                });
+            }
+            if let Some(p) = ifaces.get(LOGICAL_UNIT_INTERFACE) {
+                lu_paths.insert(obj.clone(), paths(p, "Paths"));
+                snap.lus.push(LogicalUnitInfo {
+                    path: obj.clone(),
+                    wwid: s(p, "Wwid"),
+                    vendor: s(p, "Vendor"),
+                    product: s(p, "Product"),
+                    size: num(p, "Size"),
+                    device: s(p, "Device"),
+                    policy: s(p, "Policy"),
+                    state: s(p, "State"),
+                    queued_io: num(p, "QueuedIo"),
+                    paths: Vec::new(),
                 });
             }
         }
@@ -260,6 +312,21 @@ impl Snapshot {
         }
         luns.sort_by(|a, b| (rank(a), a.lun, &a.path).cmp(&(rank(b), b.lun, &b.path)));
         snap.luns = luns;
+        for lu in &mut snap.lus {
+            for p in lu_paths.get(&lu.path).into_iter().flatten() {
+                let Some(l) = snap.luns.iter().find(|l| &l.path == p) else { continue };
+                let portal = l.session.as_deref().and_then(|s| snap.sessions.iter().find(|x| x.path == s)).map(|s| s.portal.clone()).unwrap_or_default();
+                lu.paths.push(LuPath {
+                    path: p.clone(),
+                    target: l.target.clone(),
+                    portal,
+                    lun: l.lun,
+                    state: l.path_state.clone(),
+                    in_flight: l.in_flight,
+                });
+            }
+        }
+        snap.lus.sort_by(|a, b| (&a.wwid, &a.path).cmp(&(&b.wwid, &b.path)));
         snap
     }
 

@@ -20,7 +20,7 @@ pub use error::Error;
 pub use names::*;
 pub use options::{Call, Options, OptionsDict};
 pub use proxy::{
-    LunProxy, ManagedObjects, ManagerProxy, NodeProxy, ObjectManagerProxy, SessionProxy,
+    LogicalUnitProxy, LunProxy, ManagedObjects, ManagerProxy, NodeProxy, ObjectManagerProxy, SessionProxy,
 };
 
 /// Re-exported so that users of this crate name the same zbus and zvariant versions.

@@ -17,6 +17,8 @@ pub const NODE_INTERFACE: &str = "org.lunlink.Initiator1.Node";
 pub const SESSION_INTERFACE: &str = "org.lunlink.Initiator1.Session";
 /// Interface of each LUN object.
 pub const LUN_INTERFACE: &str = "org.lunlink.Initiator1.Lun";
+/// Interface of each logical unit object (a LU with all its paths).
+pub const LOGICAL_UNIT_INTERFACE: &str = "org.lunlink.Initiator1.LogicalUnit";
 /// The standard interface clients use to list every object in one call.
 pub const OBJECT_MANAGER_INTERFACE: &str = "org.freedesktop.DBus.ObjectManager";
 

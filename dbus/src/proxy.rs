@@ -307,9 +307,46 @@ pub trait Lun {
     #[zbus(property)]
     fn by_id(&self) -> Result<Vec<String>, Error>;
 
+    /// As a path of its logical unit: active, standby, failed or held-out.
+    #[zbus(property)]
+    fn path_state(&self) -> Result<String, Error>;
+
+    /// Commands of the logical unit in flight on this path; read on demand.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn in_flight(&self) -> Result<u32, Error>;
+
+    /// The LogicalUnit object this LUN is a path to.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn logical_unit(&self) -> Result<OwnedObjectPath, Error>;
+
     /// What holds the block device now (mounts, swap, LVM, MD), in words; read on demand.
     #[zbus(property(emits_changed_signal = "false"))]
     fn used_by(&self) -> Result<Vec<String>, Error>;
+}
+
+/// `org.lunlink.Initiator1.LogicalUnit`: one logical unit with all its paths.
+#[proxy(
+    interface = "org.lunlink.Initiator1.LogicalUnit",
+    default_service = "org.lunlink.Initiator1"
+)]
+pub trait LogicalUnit {
+    /// How IO is spread over the paths: failover, round-robin or queue-depth.
+    fn set_policy(&self, policy: &str) -> Result<(), Error>;
+    /// Fails at once the IO that waits for a usable path; how many waited.
+    fn fail_queued_io(&self) -> Result<u32, Error>;
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn wwid(&self) -> Result<String, Error>;
+    #[zbus(property)]
+    fn device(&self) -> Result<String, Error>;
+    #[zbus(property)]
+    fn paths(&self) -> Result<Vec<OwnedObjectPath>, Error>;
+    #[zbus(property)]
+    fn policy(&self) -> Result<String, Error>;
+    /// optimal, degraded, queueing or failed.
+    #[zbus(property)]
+    fn state(&self) -> Result<String, Error>;
+    #[zbus(property)]
+    fn queued_io(&self) -> Result<u32, Error>;
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod import;
 pub mod login;
 pub mod logout;
 pub mod luns;
+pub mod lus;
 pub mod node;
 pub mod nodes;
 pub mod session;

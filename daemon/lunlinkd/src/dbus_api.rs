@@ -23,7 +23,7 @@ use zbus::{interface, Connection};
 use crate::authz::{Action, Authorizer};
 
 use crate::config;
-use crate::manager::{bounded, Change, DaemonError, LunId, Manager, NodeId, SessionId, Settings, FILE_IO_LIMIT};
+use crate::manager::{bounded, Change, DaemonError, LuId, LunId, Manager, NodeId, SessionId, Settings, FILE_IO_LIMIT};
 use crate::nodes::Startup;
 
 fn map_err(e: DaemonError) -> Error {
@@ -50,6 +50,9 @@ pub fn session_path(id: SessionId) -> OwnedObjectPath {
 }
 pub fn lun_path(id: LunId) -> OwnedObjectPath {
     path(&format!("{ROOT_PATH}/lun/{id}"))
+}
+pub fn lu_path(id: LuId) -> OwnedObjectPath {
+    path(&format!("{ROOT_PATH}/lu/{id}"))
 }
 fn path(s: &str) -> OwnedObjectPath {
     OwnedObjectPath::try_from(s).expect("object paths built from numbers are valid")
@@ -638,6 +641,23 @@ impl LunIface {
         let v = self.view()?;
         Ok(if v.device.is_empty() { String::new() } else { crate::device::by_path(&v.target, &v.portal, v.info.lun) })
     }
+    /// This LUN as a path of its logical unit: `active` (carries IO), `standby` (usable, the
+    /// policy sends IO elsewhere), `failed` (down, or failed a command and not yet answering
+    /// the path checker), `held-out` (failed too often lately).
+    #[zbus(property)]
+    fn path_state(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.path_state)
+    }
+    /// Commands of the logical unit in flight on this path; read on demand.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn in_flight(&self) -> zbus::fdo::Result<u32> {
+        Ok(self.view()?.in_flight)
+    }
+    /// The logical unit this LUN is a path to.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn logical_unit(&self) -> zbus::fdo::Result<OwnedObjectPath> {
+        Ok(lu_path(self.view()?.lu))
+    }
     /// What holds the block device now, in words ("/dev/ublkb0p1 is mounted on /srv", "... is in
     /// LVM volume group vg0 (dm-0, vg0-data)", "... is in RAID md0", "... is in use as swap").
     /// Read on demand: the kernel does not tell lunlinkd when this changes.
@@ -652,6 +672,102 @@ impl LunIface {
     fn by_id(&self) -> zbus::fdo::Result<Vec<String>> {
         let v = self.view()?;
         Ok(if v.device.is_empty() { Vec::new() } else { crate::device::by_id(&v.info.wwid) })
+    }
+}
+
+pub struct LogicalUnitIface {
+    m: Ctx,
+    id: LuId,
+}
+
+impl LogicalUnitIface {
+    fn view(&self) -> Result<crate::manager::LuView, zbus::fdo::Error> {
+        self.m.lu(self.id).ok_or_else(|| zbus::fdo::Error::UnknownObject("logical unit is gone".into()))
+    }
+}
+
+/// One logical unit with all its paths (the Lun objects of every session that reaches it).
+#[interface(name = "org.lunlink.Initiator1.LogicalUnit")]
+impl LogicalUnitIface {
+    /// How IO is spread over the paths: `failover`, `round-robin` or `queue-depth`.
+    async fn set_policy(
+        &self,
+        policy: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), Error> {
+        let v = self.view()?;
+        self.m.authorize(conn, &hdr, Action::ManageNodes, &[("target", &v.target), ("portal", &v.portal)]).await?;
+        self.m.set_lu_policy(self.id, policy).map_err(map_err)?;
+        let _ = self.policy_changed(&emitter).await;
+        Ok(())
+    }
+    /// Fails at once every IO that waits for a usable path (the way out of a dead array);
+    /// returns how many were waiting.
+    #[zbus(out_args("failed"))]
+    async fn fail_queued_io(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, Error> {
+        let v = self.view()?;
+        self.m.authorize(conn, &hdr, Action::Logout, &[("target", &v.target), ("portal", &v.portal)]).await?;
+        self.m.fail_queued(self.id).map_err(map_err)
+    }
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn wwid(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.info.wwid)
+    }
+    #[zbus(property)]
+    fn vendor(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.info.vendor)
+    }
+    #[zbus(property)]
+    fn product(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.info.product)
+    }
+    #[zbus(property)]
+    fn size(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.view()?.size)
+    }
+    #[zbus(property)]
+    fn block_size(&self) -> zbus::fdo::Result<u32> {
+        Ok(self.view()?.block_size)
+    }
+    #[zbus(property)]
+    fn device(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.device)
+    }
+    #[zbus(property)]
+    fn by_path(&self) -> zbus::fdo::Result<String> {
+        let v = self.view()?;
+        Ok(if v.device.is_empty() { String::new() } else { crate::device::by_path(&v.target, &v.portal, v.info.lun) })
+    }
+    #[zbus(property)]
+    fn by_id(&self) -> zbus::fdo::Result<Vec<String>> {
+        let v = self.view()?;
+        Ok(if v.device.is_empty() { Vec::new() } else { crate::device::by_id(&v.info.wwid) })
+    }
+    /// The paths: the Lun objects of every session that reaches this LU.
+    #[zbus(property)]
+    fn paths(&self) -> zbus::fdo::Result<Vec<OwnedObjectPath>> {
+        Ok(self.view()?.paths.into_iter().map(lun_path).collect())
+    }
+    #[zbus(property)]
+    fn policy(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.policy.to_owned())
+    }
+    /// `optimal` (every path usable), `degraded` (some), `queueing` (IO waits for a path that
+    /// answers), `failed` (no usable path).
+    #[zbus(property)]
+    fn state(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.state.to_owned())
+    }
+    /// IO waiting for a usable path.
+    #[zbus(property)]
+    fn queued_io(&self) -> zbus::fdo::Result<u32> {
+        Ok(self.view()?.queued)
     }
 }
 
@@ -689,6 +805,23 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
     while let Some(c) = rx.recv().await {
         let r: zbus::Result<()> = async {
             match c {
+                Change::LuAdded(id) => {
+                    srv.at(lu_path(id), LogicalUnitIface { m: m.clone(), id }).await?;
+                }
+                Change::LuRemoved(id) => {
+                    srv.remove::<LogicalUnitIface, _>(lu_path(id)).await?;
+                }
+                Change::LuChanged(id) => {
+                    if let Ok(r) = srv.interface::<_, LogicalUnitIface>(lu_path(id)).await {
+                        let e = r.signal_emitter();
+                        let i = r.get().await;
+                        i.state_changed(e).await?;
+                        i.paths_changed(e).await?;
+                        i.queued_io_changed(e).await?;
+                        i.policy_changed(e).await?;
+                        i.device_changed(e).await?;
+                    }
+                }
                 Change::ManagerChanged => {
                     if let Ok(r) = srv.interface::<_, ManagerIface>(ROOT_PATH).await {
                         r.get().await.initiator_name_changed(r.signal_emitter()).await?;
@@ -743,6 +876,7 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
                         i.device_error_changed(e).await?;
                         i.offline_changed(e).await?;
                         i.size_changed(e).await?;
+                        i.path_state_changed(e).await?;
                     }
                 }
             }

@@ -34,7 +34,7 @@ use libublk::helpers::IoBuf;
 use libublk::io::{UblkDev, UblkQueue};
 use libublk::{sys, BufDesc, UblkError, UblkFlags, UblkUringData};
 use lunlink_engine::{LunInfo, RawIoBuf, ScsiOpError, Session};
-use lunlink_multipath::{LogicalUnit, Path as IoPath, Policy, Timers, Tried};
+use lunlink_multipath::{LogicalUnit, Path as IoPath, Policy, Registry, Timers, Tried};
 
 /// The ublk control device; it exists once `ublk_drv` is loaded.
 const CONTROL: &str = "/dev/ublk-control";
@@ -118,6 +118,9 @@ pub struct DeviceManager {
 
 struct Inner {
     cfg: DeviceConfig,
+    /// The logical units, shared with the daemon's LUN objects: the daemon adds and removes
+    /// paths, the devices present the LUs.
+    registry: Arc<Registry>,
     state: Mutex<State>,
     /// Serialises creations, so two sessions to one LU end up with one device.
     create: tokio::sync::Mutex<()>,
@@ -171,8 +174,10 @@ impl DeviceManager {
         } else {
             HashMap::new()
         };
+        let registry = Arc::new(Registry::new(cfg.policy, cfg.timers.clone()));
         DeviceManager {
             inner: Arc::new(Inner {
+                registry,
                 cfg,
                 state: Mutex::new(State { orphans, ..State::default() }),
                 create: tokio::sync::Mutex::new(()),
@@ -205,7 +210,7 @@ impl DeviceManager {
         let _creating = self.inner.create.lock().await;
         let Some(o) = self.lock().orphans.remove(key) else { return };
         let bdev = format!("/dev/ublkb{}", o.dev_id);
-        let lu = self.new_lu(key, o.geo.clone(), None);
+        let lu = self.new_lu(key, o.geo.clone());
         match start_device(&self.inner.cfg, lu.clone(), o.ident, Some((o.dev_id, o.nr_queues, o.depth))).await {
             Ok(started) => {
                 tracing::warn!(
@@ -244,11 +249,9 @@ impl DeviceManager {
             (si.target_name.clone(), si.portal.clone(), si.params.max_burst_length)
         };
         let key = lu_key(info, &target, &portal);
-        let path = Arc::new(IoPath::new(path_id, session.clone(), info.lun));
         {
             let mut st = self.lock();
             if let Some(d) = st.devices.get(&key) {
-                d.lu.mp.add_path(path);
                 let bdev = d.bdev.clone();
                 st.paths.insert(path_id, key.clone());
                 tracing::info!(lu = %key, device = %bdev, target = %target, portal = %portal, "another path to the logical unit");
@@ -257,11 +260,11 @@ impl DeviceManager {
         }
         let orphan = self.lock().orphans.remove(&key);
         if let Some(o) = orphan {
-            return self.recover(path_id, path, &key, info, max_burst, o).await;
+            return self.recover(path_id, &key, info, max_burst, o).await;
         }
         let geo = Geometry::new(info, max_burst)?;
         let ident = Ident { target, portal, lun: info.lun, wwid: info.wwid.clone() };
-        let lu = self.new_lu(&key, geo, Some(path));
+        let lu = self.new_lu(&key, geo);
         let started = start_device(&self.inner.cfg, lu.clone(), ident, None).await?;
         let bdev = started.bdev.clone();
         tracing::info!(
@@ -283,7 +286,6 @@ impl DeviceManager {
     async fn recover(
         &self,
         path_id: u64,
-        path: Arc<IoPath>,
         key: &str,
         info: &LunInfo,
         max_burst: u32,
@@ -299,7 +301,7 @@ impl DeviceManager {
             Ok(_) => {}
             Err(e) => tracing::warn!(lu = %key, device = %bdev, "the logical unit changed while the daemon was away: {e}"),
         }
-        let lu = self.new_lu(key, o.geo.clone(), Some(path));
+        let lu = self.new_lu(key, o.geo.clone());
         let t0 = std::time::Instant::now();
         let started = start_device(&self.inner.cfg, lu.clone(), o.ident, Some((o.dev_id, o.nr_queues, o.depth))).await?;
         tracing::info!(
@@ -313,13 +315,15 @@ impl DeviceManager {
         Ok(bdev)
     }
 
-    /// A new LU for a device, with its first path (if any), under the configured policy.
-    fn new_lu(&self, key: &str, geo: Geometry, first: Option<Arc<IoPath>>) -> Arc<Lu> {
-        let mp = LogicalUnit::new(key.to_owned(), self.inner.cfg.policy, self.inner.cfg.timers.clone());
-        if let Some(p) = first {
-            mp.add_path(p);
-        }
-        Arc::new(Lu { key: key.to_owned(), geo, mp, errors: AtomicU64::new(0) })
+    /// The presentation of LU `key` (shared through the registry, with whatever paths the
+    /// daemon gave it) with the device's geometry.
+    fn new_lu(&self, key: &str, geo: Geometry) -> Arc<Lu> {
+        Arc::new(Lu { key: key.to_owned(), geo, mp: self.inner.registry.get(key), errors: AtomicU64::new(0) })
+    }
+
+    /// The logical units, shared with the daemon (it adds and removes their paths).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.inner.registry.clone()
     }
 
     /// The multipath LU of the device serving path `path_id`, if any.
@@ -436,7 +440,7 @@ fn availability_at(control: &Path) -> Result<(), DeviceError> {
 }
 
 /// The LU's identity: its WWID, or where it lives when it has none.
-fn lu_key(info: &LunInfo, target: &str, portal: &str) -> String {
+pub fn lu_key(info: &LunInfo, target: &str, portal: &str) -> String {
     if info.wwid.is_empty() {
         format!("{target},{portal},lun{}", info.lun)
     } else {
@@ -1439,7 +1443,6 @@ fn usages(bdev: &Path, probe_exclusive: bool) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lunlink_scsi::ScsiError;
     use std::time::Duration;
     use lunlink_scsi::{BlockLimits, Capacity, LogicalBlockProvisioning};
 

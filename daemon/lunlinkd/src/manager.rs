@@ -20,6 +20,7 @@ use crate::nodes::{Node, NodeKey, NodeStore, Startup, Upsert};
 pub type NodeId = u64;
 pub type SessionId = u64;
 pub type LunId = u64;
+pub type LuId = u64;
 
 /// What happened to an object; the adaptor mirrors it on the bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,10 @@ pub enum Change {
     LunRemoved(LunId),
     /// A Manager property (the initiator name).
     ManagerChanged,
+    LuAdded(LuId),
+    /// Its state, policy, queued IO or paths (and so its paths' PathState).
+    LuChanged(LuId),
+    LuRemoved(LuId),
 }
 
 /// Failures of daemon operations, by what a client can do about them. The adaptor maps each
@@ -219,6 +224,28 @@ pub struct LunView {
     /// The session's target and portal (the path this LUN is reached by).
     pub target: String,
     pub portal: String,
+    pub lu: LuId,
+    /// As a path of its LU: active, standby, failed, held-out.
+    pub path_state: String,
+    /// Commands of its LU in flight on this path.
+    pub in_flight: u32,
+}
+
+/// A logical unit as the adaptor shows it.
+#[derive(Debug, Clone)]
+pub struct LuView {
+    pub key: String,
+    pub info: engine::LunInfo,
+    pub size: u64,
+    pub block_size: u32,
+    pub device: String,
+    pub paths: Vec<LunId>,
+    pub policy: &'static str,
+    pub state: &'static str,
+    pub queued: u32,
+    /// Target and portal of its first path (for the by-path name).
+    pub target: String,
+    pub portal: String,
 }
 
 struct NodeEntry {
@@ -239,6 +266,8 @@ struct SessionEntry {
 
 struct LunEntry {
     session: SessionId,
+    /// The logical unit this LUN is a path to.
+    lu: LuId,
     info: engine::LunInfo,
     device: String,
     device_error: String,
@@ -246,8 +275,16 @@ struct LunEntry {
     offline: bool,
 }
 
+/// A logical unit: the LUNs (paths) of every session that reach it, by its key (WWID).
+struct LuEntry {
+    key: String,
+    mp: Arc<lunlink_multipath::LogicalUnit>,
+    luns: Vec<LunId>,
+}
+
 #[derive(Default)]
 struct State {
+    lus: BTreeMap<LuId, LuEntry>,
     next_id: u64,
     nodes: BTreeMap<NodeId, NodeEntry>,
     sessions: BTreeMap<SessionId, SessionEntry>,
@@ -357,6 +394,8 @@ pub async fn bounded<T: Send + 'static>(
 pub type LoginResult = (NodeId, Result<SessionId, DaemonError>);
 
 pub struct Manager {
+    /// Itself, for tasks it starts from `&self` methods.
+    me: std::sync::Weak<Manager>,
     config: Config,
     /// Changed only by SetInitiatorName, while no session exists.
     initiator_name: std::sync::RwLock<String>,
@@ -420,7 +459,8 @@ impl Manager {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let devices = crate::device::DeviceManager::new(crate::device::DeviceConfig::from_config(&config.devices, &config.multipath));
-        let m = Arc::new(Manager {
+        let m = Arc::new_cyclic(|me| Manager {
+            me: me.clone(),
             config,
             initiator_name: std::sync::RwLock::new(initiator_name),
             state_dir: state_dir.clone(),
@@ -565,6 +605,131 @@ impl Manager {
     pub fn lun_ids(&self) -> Vec<LunId> {
         self.lock().luns.keys().copied().collect()
     }
+    pub fn lu_ids(&self) -> Vec<LuId> {
+        self.lock().lus.keys().copied().collect()
+    }
+
+    pub fn lu(&self, id: LuId) -> Option<LuView> {
+        let st = self.lock();
+        let l = st.lus.get(&id)?;
+        let first = l.luns.iter().find_map(|n| st.luns.get(n).map(|e| (*n, e)));
+        let (info, device, session) = first.map_or_else(Default::default, |(_, e)| (e.info.clone(), e.device.clone(), Some(e.session)));
+        let (size, block_size) = info.capacity.map_or((0, 0), |c| (c.bytes(), c.block_size));
+        let (target, portal) = session.and_then(|s| st.sessions.get(&s)).map_or_else(Default::default, |s| {
+            let i = s.session.info();
+            (i.target_name, i.portal)
+        });
+        Some(LuView {
+            key: l.key.clone(),
+            info,
+            size,
+            block_size,
+            device,
+            paths: l.luns.clone(),
+            policy: l.mp.policy().as_str(),
+            state: l.mp.state().as_str(),
+            queued: l.mp.queued(),
+            target,
+            portal,
+        })
+    }
+
+    /// Sets how logical unit `id` spreads its IO over its paths.
+    pub fn set_lu_policy(&self, id: LuId, policy: &str) -> Result<(), DaemonError> {
+        let p = lunlink_multipath::Policy::from_name(policy).ok_or_else(|| {
+            DaemonError::InvalidArgument(format!("{policy:?} is not a policy: use failover, round-robin or queue-depth"))
+        })?;
+        let mp = self.lock().lus.get(&id).map(|l| l.mp.clone()).ok_or_else(|| DaemonError::NotFound("no such logical unit".into()))?;
+        mp.set_policy(p);
+        Ok(())
+    }
+
+    /// Fails at once the IO of logical unit `id` that waits for a path.
+    pub fn fail_queued(&self, id: LuId) -> Result<u32, DaemonError> {
+        let mp = self.lock().lus.get(&id).map(|l| l.mp.clone()).ok_or_else(|| DaemonError::NotFound("no such logical unit".into()))?;
+        let n = mp.queued();
+        mp.fail_queued();
+        tracing::warn!(lu = %mp.key, queued = n, "queued IO failed on request");
+        Ok(n)
+    }
+
+    /// Adds LUN `id` (LUN `n` of `session`) as a path of its logical unit, making the LU
+    /// object when it is new. The LU is shared with the block device layer.
+    fn join_lu(&self, st: &mut State, id: LunId, session: &Session, info: &engine::LunInfo) -> (LuId, bool) {
+        let si = session.info();
+        let key = crate::device::lu_key(info, &si.target_name, &si.portal);
+        let (lu, new) = match st.lus.iter().find(|(_, l)| l.key == key).map(|(i, _)| *i) {
+            Some(lu) => (lu, false),
+            None => {
+                let lu = st.id();
+                let mp = self.devices.registry().get(&key);
+                st.lus.insert(lu, LuEntry { key, mp, luns: Vec::new() });
+                (lu, true)
+            }
+        };
+        if let Some(l) = st.lus.get_mut(&lu) {
+            l.luns.push(id);
+            l.mp.add_path(Arc::new(lunlink_multipath::Path::new(id, session.clone(), info.lun)));
+        }
+        (lu, new)
+    }
+
+    /// Mirrors logical unit `lu`'s state changes (paths failing and coming back, queueing) on
+    /// its object and its paths' objects, until it goes away.
+    fn watch_lu(&self, lu: LuId) {
+        let Some(mut rx) = self.lock().lus.get(&lu).map(|l| l.mp.subscribe()) else { return };
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let Some(m) = me.upgrade() else { return };
+                let luns = match m.lock().lus.get(&lu) {
+                    Some(l) => l.luns.clone(),
+                    None => return,
+                };
+                m.emit(Change::LuChanged(lu));
+                for l in luns {
+                    m.emit(Change::LunChanged(l));
+                }
+            }
+        });
+    }
+
+    /// Takes LUNs out of their logical units (removing LUs left without a path), now; the
+    /// paths leave the multipath layer once their devices let go of them (`devices.detach`).
+    fn leave_lus(&self, st: &mut State, luns: &[LunId]) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for id in luns {
+            let Some(lu) = st.luns.get(id).map(|e| e.lu) else { continue };
+            let gone = match st.lus.get_mut(&lu) {
+                Some(l) => {
+                    l.luns.retain(|x| x != id);
+                    l.luns.is_empty()
+                }
+                None => continue,
+            };
+            if gone {
+                st.lus.remove(&lu);
+                changes.push(Change::LuRemoved(lu));
+            } else {
+                changes.push(Change::LuChanged(lu));
+            }
+        }
+        changes
+    }
+
+    /// Removes paths from the multipath layer once their devices are done with them.
+    fn drop_paths_later(&self, luns: Vec<(LunId, Arc<lunlink_multipath::LogicalUnit>)>) {
+        if luns.is_empty() {
+            return;
+        }
+        let devices = self.devices.clone();
+        tokio::spawn(async move {
+            for (id, mp) in luns {
+                devices.detach(id).await;
+                mp.remove_path(id);
+            }
+        });
+    }
 
     pub fn node(&self, id: NodeId) -> Option<NodeView> {
         let st = self.lock();
@@ -618,6 +783,9 @@ impl Manager {
             let i = s.session.info();
             (i.target_name, i.portal)
         });
+        let mp = st.lus.get(&e.lu).map(|l| l.mp.clone());
+        let path_state = mp.as_ref().and_then(|m| m.path_state(id)).map_or("", |p| p.as_str()).to_owned();
+        let in_flight = mp.as_ref().and_then(|m| m.paths().into_iter().find(|p| p.id == id)).map_or(0, |p| p.in_flight());
         Some(LunView {
             info: e.info.clone(),
             size,
@@ -628,6 +796,9 @@ impl Manager {
             offline: e.offline,
             target,
             portal,
+            lu: e.lu,
+            path_state,
+            in_flight,
         })
     }
 
@@ -1382,11 +1553,21 @@ impl Manager {
     }
 
     fn remove_session(&self, sid: SessionId) {
-        let (luns, node) = {
+        let (luns, node, lu_changes, paths) = {
             let mut st = self.lock();
             let Some(e) = st.sessions.remove(&sid) else {
                 return;
             };
+            // The multipath layer of each LU, taken before the LU entries may go.
+            let paths: Vec<(LunId, Arc<lunlink_multipath::LogicalUnit>)> = e
+                .luns
+                .iter()
+                .filter_map(|l| {
+                    let lu = st.luns.get(l)?.lu;
+                    Some((*l, st.lus.get(&lu)?.mp.clone()))
+                })
+                .collect();
+            let lu_changes = self.leave_lus(&mut st, &e.luns);
             for l in &e.luns {
                 st.luns.remove(l);
             }
@@ -1395,11 +1576,14 @@ impl Manager {
                     n.session = None;
                 }
             }
-            (e.luns, e.node)
+            (e.luns, e.node, lu_changes, paths)
         };
-        self.devices.detach_later(luns.clone());
+        self.drop_paths_later(paths);
         for l in luns {
             self.emit(Change::LunRemoved(l));
+        }
+        for c in lu_changes {
+            self.emit(c);
         }
         self.emit(Change::SessionRemoved(sid));
         self.emit(Change::NodeChanged(node));
@@ -1488,15 +1672,24 @@ impl Manager {
                     }
                     continue;
                 }
-                {
+                let (changes, mp) = {
                     let mut st = self.lock();
+                    let mp = st.luns.get(id).and_then(|e| st.lus.get(&e.lu)).map(|l| l.mp.clone());
+                    let changes = self.leave_lus(&mut st, &[*id]);
                     st.luns.remove(id);
                     if let Some(e) = st.sessions.get_mut(&sid) {
                         e.luns.retain(|l| l != id);
                     }
-                }
+                    (changes, mp)
+                };
                 self.devices.detach(*id).await;
+                if let Some(mp) = mp {
+                    mp.remove_path(*id);
+                }
                 self.emit(Change::LunRemoved(*id));
+                for c in changes {
+                    self.emit(c);
+                }
             }
         }
         for n in reported {
@@ -1522,6 +1715,7 @@ impl Manager {
             if info.peripheral_type != 0 {
                 continue;
             }
+            let joined;
             let id = {
                 let mut st = self.lock();
                 if !st.sessions.contains_key(&sid) {
@@ -1532,10 +1726,13 @@ impl Manager {
                     Ok(()) => DEVICE_CREATING.to_owned(),
                     Err(e) => e.to_string(),
                 };
+                let (lu, new_lu) = self.join_lu(&mut st, id, &session, &info);
+                joined = (lu, new_lu);
                 st.luns.insert(
                     id,
                     LunEntry {
                         session: sid,
+                        lu,
                         info: info.clone(),
                         device: String::new(),
                         device_error,
@@ -1548,6 +1745,13 @@ impl Manager {
                 id
             };
             self.emit(Change::LunAdded(id));
+            match joined {
+                (lu, true) => {
+                    self.emit(Change::LuAdded(lu));
+                    self.watch_lu(lu);
+                }
+                (lu, false) => self.emit(Change::LuChanged(lu)),
+            }
             if self.devices.availability().is_ok() {
                 let (device, device_error) = match self.devices.attach(id, &session, &info).await {
                     Ok(path) => (path, String::new()),
@@ -1566,6 +1770,7 @@ impl Manager {
                 };
                 if kept {
                     self.emit(Change::LunChanged(id));
+                    self.emit(Change::LuChanged(joined.0));
                 } else {
                     // The session went away meanwhile.
                     self.devices.detach(id).await;

@@ -166,14 +166,16 @@ fn signals_for_login_and_logout() {
 
         // Logout: LUN and session objects go, the node points nowhere again.
         m.logout(&s, &no_opts()).await.unwrap();
+        // The LUN's logical unit goes with its last path.
         let mut gone = Vec::new();
-        while gone.len() < 2 {
+        while gone.len() < 3 {
             let sig = next_matching(&mut removed, limit, "InterfacesRemoved", |_| true).await;
             let a = sig.args().unwrap();
             gone.push((a.object_path().to_string(), a.interfaces().iter().map(|i| i.to_string()).collect::<Vec<_>>()));
         }
         assert!(gone.contains(&(s.to_string(), vec![SESSION_INTERFACE.to_owned()])), "{gone:?}");
         assert!(gone.contains(&(lun_path.to_string(), vec![LUN_INTERFACE.to_owned()])), "{gone:?}");
+        assert!(gone.iter().any(|(p, i)| p.contains("/lu/") && i == &vec![lunlink_dbus::LOGICAL_UNIT_INTERFACE.to_owned()]), "{gone:?}");
         wait_session_property(&mut node_session, NO_OBJECT_PATH, "Node.Session to go back to /").await;
         assert!(session(&conn, &s).await.state().await.is_err(), "the session object is gone");
     });

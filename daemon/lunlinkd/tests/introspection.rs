@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use common::*;
-use lunlink_dbus::names::{LUN_INTERFACE, MANAGER_INTERFACE, NODE_INTERFACE, ROOT_PATH, SESSION_INTERFACE};
+use lunlink_dbus::names::{LOGICAL_UNIT_INTERFACE, LUN_INTERFACE, MANAGER_INTERFACE, NODE_INTERFACE, ROOT_PATH, SESSION_INTERFACE};
 use lunlink_dbus::zvariant::OwnedObjectPath;
 use lunlink_dbus::BUS_NAME;
 use lunlink_tests::{Bus, Tgtd};
@@ -40,14 +40,15 @@ fn live_introspection_matches_the_checked_in_xml() {
     let conn = run(&rt, connect(&bus));
 
     // One object of each kind.
-    let (node_path, session_path, lun_path) = run(&rt, async {
+    let (node_path, session_path, lun_path, lu_path) = run(&rt, async {
         let m = manager(&conn).await;
         m.discover(&tgt.portal(), &no_opts()).await.unwrap();
         let s = m.login("iqn.2024-01.test:introspect", "", &no_opts()).await.unwrap();
         let sp = session(&conn, &s).await;
         let luns = sp.luns().await.unwrap();
         assert_eq!(luns.len(), 1, "one LUN expected: {luns:?}");
-        (sp.node().await.unwrap(), s, luns[0].clone())
+        let lu = lun(&conn, &luns[0]).await.logical_unit().await.unwrap();
+        (sp.node().await.unwrap(), s, luns[0].clone(), lu)
     });
 
     let root = OwnedObjectPath::try_from(ROOT_PATH).unwrap();
@@ -56,6 +57,7 @@ fn live_introspection_matches_the_checked_in_xml() {
         (&node_path, NODE_INTERFACE, None),
         (&session_path, SESSION_INTERFACE, None),
         (&lun_path, LUN_INTERFACE, None),
+        (&lu_path, LOGICAL_UNIT_INTERFACE, None),
     ];
     let mut failures = Vec::new();
     for (path, interface, extra) in objects {

@@ -596,6 +596,42 @@ async fn check_paths(lu: Weak<LogicalUnit>) {
     }
 }
 
+/// The logical units by key, so that everyone who meets an LU (the daemon's LUN objects, the
+/// block device layer, a device taken over after a restart) shares one [`LogicalUnit`]. Holds
+/// them weakly: an LU lives while someone uses it.
+pub struct Registry {
+    map: Mutex<std::collections::HashMap<String, Weak<LogicalUnit>>>,
+    policy: AtomicU8,
+    timers: Timers,
+}
+
+impl Registry {
+    pub fn new(policy: Policy, timers: Timers) -> Registry {
+        Registry { map: Mutex::default(), policy: AtomicU8::new(policy.code()), timers }
+    }
+
+    /// The LU with `key`, made (with the default policy) when nobody holds it.
+    pub fn get(&self, key: &str) -> Arc<LogicalUnit> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lu) = map.get(key).and_then(Weak::upgrade) {
+            return lu;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let lu = LogicalUnit::new(key.to_owned(), Policy::from_code(self.policy.load(Ordering::Relaxed)), self.timers.clone());
+        map.insert(key.to_owned(), Arc::downgrade(&lu));
+        lu
+    }
+
+    /// The LU with `key` if someone holds it.
+    pub fn find(&self, key: &str) -> Option<Arc<LogicalUnit>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(key).and_then(Weak::upgrade)
+    }
+
+    pub fn default_policy(&self) -> Policy {
+        Policy::from_code(self.policy.load(Ordering::Relaxed))
+    }
+}
+
 /// Runs a command over the LU's paths until it is done: the whole loop for callers that need
 /// nothing between tries. `op` makes the command's future for a path.
 pub async fn execute<T, F, Fut>(lu: &LogicalUnit, mut op: F) -> Result<T, LuError>

@@ -1,0 +1,87 @@
+#!/bin/sh
+# Native multipath on a real block device: one LU reached through two TCP proxies (socat) in
+# front of tgtd is one /dev/ublkbN with two paths. While fio writes with crc32c verification:
+# the proxy of one path is stopped (SIGSTOP: no RST, a pulled cable) -> IO moves within the
+# path timeout and fio's verify stays clean; the proxy is resumed -> the path carries IO again
+# (failback); the other proxy's connection is killed (a reset) -> IO moves at once. Figures:
+# the longest write latency fio saw in each phase.
+# needs: tgtd tgtadm dbus-daemon fio socat pkill
+# timeout: 300
+. /vm/lib.sh
+require lunlinkd lunlinkctl
+
+IQN=iqn.2024-01.org.lunlink.vm:mpath
+P=127.0.0.1:3260
+A=127.0.0.1:3270
+B=127.0.0.1:3271
+MIB=64
+
+tgtd_start 1 "$P"
+make_file "$VM_TMP/lun1.img" "$MIB"
+tgt_target 1 1 "$IQN" || die "tgtadm could not create target $IQN"
+tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
+socat TCP-LISTEN:3270,bind=127.0.0.1,fork,reuseaddr TCP:$P </dev/null >/dev/null 2>&1 &
+at_exit "pkill -CONT -f 'TCP-LISTEN:3270'; pkill -KILL -f 'TCP-LISTEN:327'"
+socat TCP-LISTEN:3271,bind=127.0.0.1,fork,reuseaddr TCP:$P </dev/null >/dev/null 2>&1 &
+B_LISTENER=$!
+
+dbus_start
+mkdir -p "$VM_TMP/state"
+lunlinkd_up
+lunlinkctl node create "$IQN" "$A" >/dev/null || die "node create $A failed"
+lunlinkctl node create "$IQN" "$B" >/dev/null || die "node create $B failed"
+lunlinkctl login "$IQN" >/dev/null || die "login to $IQN failed"
+two_paths() { test "$(lunlinkctl --no-legend lus | grep -c active)" -eq 2; }
+wait_for 30 two_paths || { lunlinkctl lus; die "the LU did not get two active paths"; }
+lunlinkctl lus
+dev=$(dev_of 1 | sort -u)
+check "two paths give one block device ($dev)" test "$(echo "$dev" | wc -l)" -eq 1 -a -b "$dev"
+
+# fio_phase NAME SECONDS: random writes QD32 with crc32c verify; prints the longest write
+# latency in ms (terse v3 field 80: write lat max, usec) and fails on any error.
+fio_start() {
+    fio --name="$1" --filename="$dev" --rw=randwrite --bs=4k --iodepth=32 --ioengine=libaio \
+        --direct=1 --size=32m --runtime="$2" --time_based --verify=crc32c --do_verify=1 \
+        --verify_fatal=1 --output-format=terse,normal >"$VM_TMP/fio-$1.out" 2>&1 &
+    FIO=$!
+}
+fio_end() {
+    wait "$FIO"
+    rc=$?
+    grep -E 'err=|IOPS=|lat \(' "$VM_TMP/fio-$1.out" | head -5
+    err=$(awk -F';' '/^3;/ {print $5}' "$VM_TMP/fio-$1.out")
+    LAT_MS=$(awk -F';' '/^3;/ {printf "%d", $80 / 1000}' "$VM_TMP/fio-$1.out")
+    check "fio randwrite QD32 with crc32c verify across the $1 completes clean (exit $rc, error ${err:-?})" \
+        test "$rc" -eq 0 -a "${err:-1}" = 0
+}
+path_state() { lunlinkctl --json lus | tr -d ' \n' | grep -o "\"portal\":\"$1\",\"lun\":1,\"state\":\"[a-z-]*\"" | sed 's/.*"state":"//; s/"$//'; }
+failed_a() { test "$(path_state "$A")" = failed; }
+active_a() { test "$(path_state "$A")" = active; }
+
+# A silent path: SIGSTOP the proxy of A for 12 s while fio runs.
+fio_start silence 25
+sleep 5
+pkill -STOP -f 'TCP-LISTEN:3270'
+wait_for 10 failed_a && pass "the silent path shows as failed" || fail "path $A never showed as failed"
+lunlinkctl lus
+sleep 7
+pkill -CONT -f 'TCP-LISTEN:3270'
+wait_for 15 active_a && pass "the path is active again after the proxy resumed (failback)" ||
+    { lunlinkctl lus; fail "path $A did not come back"; }
+fio_end silence
+figure "multipath silent_path_longest_write_ms=$LAT_MS"
+check "no write waited more than 5 s across a silent path (longest $LAT_MS ms)" test "$LAT_MS" -le 5000
+
+# Failback carries IO: the writes of the next phase use both paths again.
+lunlinkctl lus
+
+# A reset path: kill the connection of B (the listener stays).
+fio_start reset 15
+sleep 5
+pkill -KILL -P "$B_LISTENER"
+fio_end reset
+figure "multipath reset_path_longest_write_ms=$LAT_MS"
+check "no write waited more than 1 s across a reset path (longest $LAT_MS ms)" test "$LAT_MS" -le 1000
+
+check "no I/O error in the kernel log" sh -c '! dmesg | grep -qiE "I/O error|blk_update_request"'
+lunlinkctl logout --all || fail "logout failed"

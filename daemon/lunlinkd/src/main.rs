@@ -43,6 +43,9 @@ fn year_month() -> String {
     format!("{year:04}-{month:02}")
 }
 
+/// Longest wait for automatic nodes' first logins before READY.
+const AUTO_LOGIN_READY_LIMIT: Duration = Duration::from_secs(45);
+
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
     let _ = sd_notify::notify(false, state);
 }
@@ -58,12 +61,30 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot serve on the {} bus: {e}", bus.describe()))?;
     tokio::spawn(dbus_api::mirror_changes(manager.clone(), conn.clone(), changes));
-    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving org.lunlink.Initiator1")]);
-    tracing::info!(bus = %bus.describe(), "ready");
     spawn_watchdog();
     // Devices a crashed predecessor left (ublk user recovery): log in again and re-attach.
     manager.spawn_recovery();
-    manager.spawn_auto_login();
+    // Automatic nodes get their first login attempt before READY: the unit is ordered before
+    // remote-fs-pre.target, so _netdev mounts of their devices find them at boot. Bounded:
+    // an unreachable target delays boot by one login at most, and logins go on afterwards.
+    let (nodes, mut first_done) = manager.spawn_auto_login();
+    if nodes > 0 {
+        notify(&[sd_notify::NotifyState::Status("logging in to automatic nodes")]);
+        let bound = manager.login_bound(None).min(AUTO_LOGIN_READY_LIMIT);
+        let waited = tokio::time::timeout(bound, async {
+            for _ in 0..nodes {
+                if first_done.recv().await.is_none() {
+                    break;
+                }
+            }
+        })
+        .await;
+        if waited.is_err() {
+            tracing::warn!("automatic logins still running after {bound:?}: ready anyway, they go on");
+        }
+    }
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving org.lunlink.Initiator1")]);
+    tracing::info!(bus = %bus.describe(), "ready");
 
     wait_for_signal().await;
     notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("logging out")]);

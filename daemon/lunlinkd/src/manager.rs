@@ -1385,7 +1385,12 @@ impl Manager {
 
     /// Logs in to automatic nodes in the background, retrying each with backoff until its
     /// target answers (a first login that gives up would leave the admin with nothing).
-    pub fn spawn_auto_login(self: &Arc<Self>) {
+    ///
+    /// Returns how many nodes there are and a receiver that gets one message per node once its
+    /// first attempt ended (logged in or not), so that the daemon can hold back READY, and with
+    /// it remote-fs.target, until automatic nodes had their chance to log in.
+    pub fn spawn_auto_login(self: &Arc<Self>) -> (usize, mpsc::UnboundedReceiver<()>) {
+        let (first_done, rx) = mpsc::unbounded_channel();
         let ids: Vec<NodeId> = {
             let st = self.lock();
             st.nodes
@@ -1394,16 +1399,21 @@ impl Manager {
                 .map(|(id, _)| *id)
                 .collect()
         };
+        let n = ids.len();
         for id in ids {
             let me = Arc::downgrade(self);
+            let first_done = first_done.clone();
             tokio::spawn(async move {
                 let mut delay = Duration::from_secs(1);
                 loop {
                     let Some(m) = me.upgrade() else { return };
                     if !m.lock().nodes.contains_key(&id) {
+                        let _ = first_done.send(());
                         return;
                     }
-                    match m.login_node(id, &Settings::default()).await {
+                    let r = m.login_node(id, &Settings::default()).await;
+                    let _ = first_done.send(());
+                    match r {
                         Ok(_) => return,
                         Err(e) => tracing::info!(
                             node = id,
@@ -1417,6 +1427,7 @@ impl Manager {
                 }
             });
         }
+        (n, rx)
     }
 
     /// Takes over the block devices a previous daemon left (a crash or SIGKILL; their IO

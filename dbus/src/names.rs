@@ -52,6 +52,12 @@ pub mod keys {
     pub const FORCE: &str = "force";
     /// `b`: LoginAll only logs in to nodes with startup=automatic.
     pub const AUTOMATIC_ONLY: &str = "automatic-only";
+    /// A node's replacement timeout in seconds (i: 0 fails IO at once, -1 holds it for ever).
+    pub const REPLACEMENT_TIMEOUT: &str = "replacement-timeout";
+    /// A node's NOP-Out interval in seconds (u, 0 disables pings).
+    pub const NOOP_INTERVAL: &str = "noop-interval";
+    /// A node's NOP-Out timeout in seconds (u).
+    pub const NOOP_TIMEOUT: &str = "noop-timeout";
 
     /// Every key the API knows, in the order of `dbus/API.md`.
     pub const ALL: &[&str] = &[
@@ -66,5 +72,8 @@ pub mod keys {
         DATA_DIGEST,
         FORCE,
         AUTOMATIC_ONLY,
+        REPLACEMENT_TIMEOUT,
+        NOOP_INTERVAL,
+        NOOP_TIMEOUT,
     ];
 }

@@ -71,6 +71,9 @@ impl Call {
                 auth || key == keys::STARTUP
                     || key == keys::HEADER_DIGEST
                     || key == keys::DATA_DIGEST
+                    || key == keys::REPLACEMENT_TIMEOUT
+                    || key == keys::NOOP_INTERVAL
+                    || key == keys::NOOP_TIMEOUT
             }
         }
     }
@@ -105,6 +108,12 @@ pub struct Options {
     pub force: Option<bool>,
     /// LoginAll: only nodes with startup=automatic.
     pub automatic_only: Option<bool>,
+    /// A node's replacement timeout, seconds (-1: for ever).
+    pub replacement_timeout: Option<i32>,
+    /// A node's NOP-Out interval, seconds (0: no pings).
+    pub noop_interval: Option<u32>,
+    /// A node's NOP-Out timeout, seconds.
+    pub noop_timeout: Option<u32>,
 }
 
 impl fmt::Debug for Options {
@@ -123,6 +132,9 @@ impl fmt::Debug for Options {
             .field("data_digest", &self.data_digest)
             .field("force", &self.force)
             .field("automatic_only", &self.automatic_only)
+            .field("replacement_timeout", &self.replacement_timeout)
+            .field("noop_interval", &self.noop_interval)
+            .field("noop_timeout", &self.noop_timeout)
             .finish()
     }
 }
@@ -205,6 +217,21 @@ impl Options {
 
     /// Set `automatic-only` (LoginAll).
     #[must_use]
+    pub fn replacement_timeout(mut self, v: i32) -> Self {
+        self.replacement_timeout = Some(v);
+        self
+    }
+
+    pub fn noop_interval(mut self, v: u32) -> Self {
+        self.noop_interval = Some(v);
+        self
+    }
+
+    pub fn noop_timeout(mut self, v: u32) -> Self {
+        self.noop_timeout = Some(v);
+        self
+    }
+
     pub fn automatic_only(mut self, v: bool) -> Self {
         self.automatic_only = Some(v);
         self
@@ -260,6 +287,15 @@ impl Options {
         if let Some(v) = self.automatic_only {
             d.insert(keys::AUTOMATIC_ONLY, Value::from(v));
         }
+        if let Some(v) = self.replacement_timeout {
+            d.insert(keys::REPLACEMENT_TIMEOUT, Value::from(v));
+        }
+        if let Some(v) = self.noop_interval {
+            d.insert(keys::NOOP_INTERVAL, Value::from(v));
+        }
+        if let Some(v) = self.noop_timeout {
+            d.insert(keys::NOOP_TIMEOUT, Value::from(v));
+        }
         d
     }
 
@@ -302,6 +338,18 @@ impl Options {
                 keys::DATA_DIGEST => o.data_digest = Some(want_list(key, v)?),
                 keys::FORCE => o.force = Some(want_bool(key, v)?),
                 keys::AUTOMATIC_ONLY => o.automatic_only = Some(want_bool(key, v)?),
+                keys::REPLACEMENT_TIMEOUT => match v {
+                    Value::I32(n) => o.replacement_timeout = Some(*n),
+                    other => return Err(type_error(key, "a 32-bit integer (i)", other)),
+                },
+                keys::NOOP_INTERVAL | keys::NOOP_TIMEOUT => {
+                    let Value::U32(n) = v else { return Err(type_error(key, "an unsigned 32-bit integer (u)", v)) };
+                    if key == keys::NOOP_INTERVAL {
+                        o.noop_interval = Some(*n);
+                    } else {
+                        o.noop_timeout = Some(*n);
+                    }
+                }
                 _ => {
                     return Err(Error::InvalidArgument(format!("unknown option '{key}'")));
                 }

@@ -49,6 +49,18 @@ pub struct Settings {
     #[arg(long, value_name = "DIGEST,...", value_delimiter = ',')]
     pub data_digest: Option<Vec<Digest>>,
 
+    /// Seconds IO waits for a lost session to come back (0 fails at once, -1 for ever).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub replacement_timeout: Option<i32>,
+
+    /// Seconds of silence before a NOP-Out ping (0: no pings).
+    #[arg(long, value_name = "SECONDS")]
+    pub noop_interval: Option<u32>,
+
+    /// Seconds a ping may go unanswered before the connection counts as dead.
+    #[arg(long, value_name = "SECONDS")]
+    pub noop_timeout: Option<u32>,
+
     #[command(flatten)]
     pub auth: AuthArgs,
 }
@@ -64,6 +76,15 @@ impl Settings {
         }
         if let Some(d) = &self.data_digest {
             o = o.data_digest(d.clone());
+        }
+        if let Some(v) = self.replacement_timeout {
+            o = o.replacement_timeout(v);
+        }
+        if let Some(v) = self.noop_interval {
+            o = o.noop_interval(v);
+        }
+        if let Some(v) = self.noop_timeout {
+            o = o.noop_timeout(v);
         }
         Ok(o)
     }
@@ -143,7 +164,8 @@ async fn update(ctx: &Ctx, u: Update) -> anyhow::Result<()> {
     if opts.is_empty() {
         return Err(CtlError::Invalid(
             "nothing to update: give --startup, --auth-file, --password-prompt, --auth-method, \
-             --chap-algorithms, --header-digest or --data-digest"
+             --chap-algorithms, --header-digest, --data-digest, --replacement-timeout, \
+             --noop-interval or --noop-timeout"
                 .into(),
         )
         .into());

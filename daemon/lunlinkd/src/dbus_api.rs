@@ -103,6 +103,9 @@ fn settings(dict: &OptionsDict, call: Call) -> Result<(Settings, Options), Error
         startup: o.startup.and_then(|s| Startup::from_name(s.as_str())),
         header_digest: o.header_digest.as_ref().map(|v| v.iter().filter_map(|d| config::Digest::from_name(d.as_str())).collect()),
         data_digest: o.data_digest.as_ref().map(|v| v.iter().filter_map(|d| config::Digest::from_name(d.as_str())).collect()),
+        replacement: o.replacement_timeout,
+        noop_interval: o.noop_interval,
+        noop_timeout: o.noop_timeout,
     };
     Ok((s, o))
 }
@@ -290,6 +293,8 @@ impl ManagerIface {
             self.default_auth_method_changed(&emitter).await?;
             self.default_username_changed(&emitter).await?;
             self.discovery_auth_method_changed(&emitter).await?;
+            self.default_reverse_username_changed(&emitter).await?;
+            self.discovery_reverse_username_changed(&emitter).await?;
             self.discovery_username_changed(&emitter).await
         }
         .await;
@@ -336,6 +341,21 @@ impl ManagerIface {
     #[zbus(property)]
     fn discovery_username(&self) -> String {
         self.m.default_auth().1.username.unwrap_or_default()
+    }
+    /// Mutual CHAP of the session defaults: the name the target must send ("" without).
+    #[zbus(property)]
+    fn default_reverse_username(&self) -> String {
+        self.m.default_auth().0.reverse_username.unwrap_or_default()
+    }
+    /// Mutual CHAP of the discovery defaults ("" without).
+    #[zbus(property)]
+    fn discovery_reverse_username(&self) -> String {
+        self.m.default_auth().1.reverse_username.unwrap_or_default()
+    }
+    /// `config` (the config file sets the name: SetInitiatorName is refused) or `stored`.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn initiator_name_source(&self) -> String {
+        self.m.initiator_name_source().to_owned()
     }
 }
 
@@ -423,6 +443,37 @@ impl NodeIface {
     #[zbus(property)]
     fn session(&self) -> zbus::fdo::Result<OwnedObjectPath> {
         Ok(self.view()?.session.map_or_else(no_path, session_path))
+    }
+    /// The node's own HeaderDigest offer, most preferred first; empty: the config's.
+    #[zbus(property)]
+    fn header_digest(&self) -> zbus::fdo::Result<Vec<String>> {
+        Ok(self.view()?.header_digest.into_iter().map(str::to_owned).collect())
+    }
+    /// The node's own DataDigest offer; empty: the config's.
+    #[zbus(property)]
+    fn data_digest(&self) -> zbus::fdo::Result<Vec<String>> {
+        Ok(self.view()?.data_digest.into_iter().map(str::to_owned).collect())
+    }
+    /// The node's own timeouts in seconds (Login, Logout, NoopInterval, NoopTimeout, Command u;
+    /// Replacement i, -1 for ever); a missing key means the config's value.
+    #[zbus(property)]
+    fn timeouts(&self) -> zbus::fdo::Result<HashMap<String, OwnedValue>> {
+        let t = self.view()?.timeouts;
+        let mut m = HashMap::new();
+        let mut put_u = |k: &str, v: Option<u32>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), ov(v));
+            }
+        };
+        put_u("Login", t.login);
+        put_u("Logout", t.logout);
+        put_u("NoopInterval", t.noop_interval);
+        put_u("NoopTimeout", t.noop_timeout);
+        put_u("Command", t.command);
+        if let Some(r) = t.replacement {
+            m.insert("Replacement".into(), ov(r));
+        }
+        Ok(m)
     }
 }
 
@@ -842,6 +893,9 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
                         i.auth_method_changed(e).await?;
                         i.username_changed(e).await?;
                         i.reverse_username_changed(e).await?;
+                        i.header_digest_changed(e).await?;
+                        i.data_digest_changed(e).await?;
+                        i.timeouts_changed(e).await?;
                     }
                 }
                 Change::SessionAdded(id) => {

@@ -110,6 +110,10 @@ pub struct Settings {
     pub startup: Option<Startup>,
     pub header_digest: Option<Vec<Digest>>,
     pub data_digest: Option<Vec<Digest>>,
+    /// The node's own timeouts (seconds).
+    pub replacement: Option<i32>,
+    pub noop_interval: Option<u32>,
+    pub noop_timeout: Option<u32>,
 }
 
 impl Settings {
@@ -189,6 +193,11 @@ pub struct NodeView {
     pub username: String,
     pub reverse_username: String,
     pub session: Option<SessionId>,
+    /// The node's own digest offers (empty: the config's).
+    pub header_digest: Vec<&'static str>,
+    pub data_digest: Vec<&'static str>,
+    /// The node's own timeouts (missing: the config's).
+    pub timeouts: crate::config::TimeoutOverrides,
 }
 
 #[derive(Debug, Clone)]
@@ -744,7 +753,20 @@ impl Manager {
             username: auth.username.clone().unwrap_or_default(),
             reverse_username: auth.reverse_username.clone().unwrap_or_default(),
             session: e.session,
+            header_digest: e.node.negotiation.header_digest.iter().flatten().map(|d| d.as_str()).collect(),
+            data_digest: e.node.negotiation.data_digest.iter().flatten().map(|d| d.as_str()).collect(),
+            timeouts: e.node.timeouts.clone(),
         })
+    }
+
+    /// Where the initiator name comes from: `config` (the file sets it) or `stored` (made
+    /// once, or set with SetInitiatorName, and kept in the state directory).
+    pub fn initiator_name_source(&self) -> &'static str {
+        if self.config.initiator.name.is_some() {
+            "config"
+        } else {
+            "stored"
+        }
     }
 
     pub fn session(&self, id: SessionId) -> Option<SessionView> {
@@ -966,6 +988,15 @@ impl Manager {
         if let Some(d) = &s.data_digest {
             node.negotiation.data_digest = Some(d.clone());
         }
+        if let Some(v) = s.replacement {
+            node.timeouts.replacement = Some(v);
+        }
+        if let Some(v) = s.noop_interval {
+            node.timeouts.noop_interval = Some(v);
+        }
+        if let Some(v) = s.noop_timeout {
+            node.timeouts.noop_timeout = Some(v);
+        }
         node.validate()
             .map_err(|e| DaemonError::InvalidArgument(e.to_string()))
     }
@@ -995,7 +1026,12 @@ impl Manager {
         }
         self.emit(Change::NodeChanged(id));
         // Startup applies now; everything else is negotiated at login.
-        let only_startup = !s.has_auth() && s.header_digest.is_none() && s.data_digest.is_none();
+        let only_startup = !s.has_auth()
+            && s.header_digest.is_none()
+            && s.data_digest.is_none()
+            && s.replacement.is_none()
+            && s.noop_interval.is_none()
+            && s.noop_timeout.is_none();
         Ok(if logged_in && !only_startup {
             "next-login"
         } else {

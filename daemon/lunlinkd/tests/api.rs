@@ -430,3 +430,46 @@ fn initiator_name_can_change_only_without_sessions() {
     let _d = Daemon::start(&bus, &dirs);
     assert_eq!(json(&ctl(&bus, &["--json", "status"]))["initiator_name"], new);
 }
+
+#[test]
+fn node_timeouts_and_digests_are_set_and_shown() {
+    let bus = Bus::start();
+    let dirs = Dirs::new();
+    let _d = Daemon::start(&bus, &dirs);
+    let iqn = "iqn.2024-01.test:node-timeouts";
+    ok(&ctl(&bus, &["node", "create", iqn, "127.0.0.1:3260", "--noop-interval", "2", "--replacement-timeout", "-1"]));
+    ok(&ctl(&bus, &["node", "update", iqn, "--noop-timeout", "3", "--header-digest", "crc32c,none"]));
+    let o = ctl(&bus, &["node", "update", iqn, "--noop-timeout", "99999"]);
+    assert_eq!(o.status.code(), Some(2), "out of range: {}", stderr(&o));
+    let rt = runtime();
+    let conn = run(&rt, connect(&bus));
+    let (t, hd, dd) = run(&rt, async {
+        let m = manager(&conn).await;
+        let path = m.create_node(iqn, "127.0.0.1:3260", &no_opts()).await.unwrap();
+        let n = node(&conn, &path).await;
+        let props = zbus::fdo::PropertiesProxy::builder(&conn)
+            .destination(lunlink_dbus::BUS_NAME)
+            .unwrap()
+            .path(path.clone())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let iface = zbus::names::InterfaceName::from_static_str_unchecked(NODE_INTERFACE);
+        let all = props.get_all(iface).await.unwrap();
+        let _ = n;
+        (all["Timeouts"].clone(), all["HeaderDigest"].clone(), all["DataDigest"].clone())
+    });
+    let t: std::collections::HashMap<String, lunlink_dbus::zvariant::OwnedValue> = t.try_into().unwrap();
+    assert_eq!(u32::try_from(&t["NoopInterval"]).unwrap(), 2);
+    assert_eq!(u32::try_from(&t["NoopTimeout"]).unwrap(), 3);
+    assert_eq!(i32::try_from(&t["Replacement"]).unwrap(), -1);
+    assert!(!t.contains_key("Login"), "unset keys are the config's: {t:?}");
+    let hd: Vec<String> = hd.try_into().unwrap();
+    assert_eq!(hd, vec!["crc32c".to_owned(), "none".to_owned()]);
+    let dd: Vec<String> = dd.try_into().unwrap();
+    assert!(dd.is_empty());
+    // Kept in the node record.
+    let records: String = std::fs::read_dir(dirs.state.join("nodes")).unwrap().flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect();
+    assert!(records.contains("noop_interval = 2") && records.contains("replacement = -1"), "{records}");
+}

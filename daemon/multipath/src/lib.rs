@@ -412,6 +412,11 @@ impl LogicalUnit {
     /// The policy's pick among the usable paths (held-out ones only when nothing else is).
     fn pick(&self, now: Instant) -> Option<Arc<Path>> {
         let paths = self.read();
+        // A single path keeps the session's own rules: its IO waits in the session while it
+        // reconnects, and fails when its replacement timeout says so.
+        if paths.len() == 1 {
+            return paths.first().cloned();
+        }
         let mut usable = paths.iter().filter(|p| p.usable(now)).peekable();
         if usable.peek().is_none() {
             // The last resort: a held-out path whose session is up and which is not failed.

@@ -259,3 +259,46 @@ async fn without_a_path_io_queues_then_fails_and_works_again() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_path_keeps_the_sessions_rules() {
+    tokio::time::timeout(T, async {
+        let tgt = Tgtd::start_with(&[TargetSpec::new(1, IQN).file_lun(1, 32 << 20)]);
+        let proxy = Proxy::start(&tgt.portal());
+        let lu = LogicalUnit::new("naa.single".into(), Policy::QueueDepth, Timers { no_path_timeout: Some(Duration::from_secs(60)), ..Timers::default() });
+        let s = Session::login(SessionConfig {
+            initiator_name: "iqn.2024-01.org.lunlink:mp".into(),
+            initiator_alias: None,
+            target_name: IQN.into(),
+            portal: proxy.portal().parse().unwrap(),
+            auth: Auth::None,
+            offer: Offer::default(),
+            isid: [0x80, 0x11, 0x22, 0x33, 0x44, 0x55],
+            queue_depth: 8,
+            timeouts: Timeouts {
+                login: Duration::from_secs(2),
+                noop_interval: Some(Duration::from_secs(1)),
+                noop_timeout: Duration::from_secs(1),
+                replacement: Some(Duration::from_secs(3)),
+                ..Timeouts::default()
+            },
+        })
+        .await
+        .unwrap();
+        s.test_unit_ready(1).await.unwrap();
+        lu.add_path(Arc::new(Path::new(1, s, 1)));
+        // The only path goes down: IO fails when the session's replacement timeout (3 s)
+        // expires, not after the multipath no-path timeout (60 s).
+        proxy.silence();
+        let t0 = Instant::now();
+        let r = read(&lu, 0).await;
+        assert!(matches!(r, Err(LuError::Op(_))), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(20), "took {:?}", t0.elapsed());
+        // IO issued while the session is down fails at once too.
+        let t1 = Instant::now();
+        assert!(read(&lu, 8).await.is_err());
+        assert!(t1.elapsed() < Duration::from_secs(2), "took {:?}", t1.elapsed());
+    })
+    .await
+    .expect("test timed out");
+}

@@ -259,8 +259,23 @@ fn join<T: std::fmt::Display>(v: &[T]) -> String {
     v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// A per-node timeout lunlink's node records take too: (open-iscsi key) -> the option.
+fn node_timeout(o: Options, key: &str, value: &str) -> Option<Options> {
+    match key {
+        "node.session.timeo.replacement_timeout" => value.parse().ok().map(|v| o.replacement_timeout(v)),
+        "node.conn[0].timeo.noop_out_interval" => value.parse().ok().map(|v| o.noop_interval(v)),
+        "node.conn[0].timeo.noop_out_timeout" => value.parse().ok().map(|v| o.noop_timeout(v)),
+        _ => None,
+    }
+}
+
 fn options(r: &Record) -> Options {
     let mut o = Options::new();
+    for (k, v) in &r.not_per_node {
+        if let Some(with) = node_timeout(o.clone(), k, v) {
+            o = with;
+        }
+    }
     if let Some(s) = r.startup {
         o = o.startup(s);
     }
@@ -345,6 +360,7 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         let not_taken: Vec<String> = r
             .not_per_node
             .iter()
+            .filter(|(k, v)| node_timeout(Options::new(), k, v).is_none())
             .map(|(k, v)| {
                 let key = TIMEOUTS.iter().find(|(o, _)| o == k).map_or("?", |(_, l)| *l);
                 format!("{k} = {v} (lunlink: [timeouts] {key} in lunlink.toml, for every node)")

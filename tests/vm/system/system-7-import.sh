@@ -45,8 +45,8 @@ check "the import took $IQN2 with startup and CHAP" \
 check "the node lunlink had is skipped" grep -q "skipped $IQN 127.0.0.1:3260" "$VM_TMP/import.out"
 check "... and keeps its startup (automatic, not the record's manual)" \
     sh -c "lunlinkctl node show '$IQN' | grep -q 'Startup: automatic'"
-check "the replacement timeout is reported as not taken (a lunlink.toml setting)" \
-    grep -q "not taken: node.session.timeo.replacement_timeout = 30" "$VM_TMP/import.out"
+check "the replacement timeout is taken into the node record (replacement = 30)" \
+    sh -c "grep -l '$IQN2' /var/lib/lunlink/nodes/* | xargs grep -q 'replacement = 30'"
 check "the imported node has the CHAP username" sh -c "lunlinkctl node show '$IQN2' | grep -q 'Username: importer'"
 check "no secret in the import's output" sh -c "! grep -q import-secret-42 '$VM_TMP/import.out' '$VM_TMP/dry.out'"
 

@@ -107,6 +107,8 @@ pub fn plan(req: &Request, cap: &Capacity) -> Result<Plan, BenchError> {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub portal: Portal,
+    /// More portals to the same LU: the run then goes through the multipath layer.
+    pub extra_portals: Vec<Portal>,
     pub target: String,
     pub initiator_name: String,
     pub auth: Auth,
@@ -130,15 +132,37 @@ fn setup_limit(t: &Timeouts) -> Duration {
     t.command.unwrap_or(Duration::from_secs(30))
 }
 
-/// Logs in and learns the LU's capacity (clearing the UNIT ATTENTION every new nexus reports).
-pub async fn connect(t: &Target, lun: u16) -> Result<(Session, Capacity), BenchError> {
+/// Logs in and learns the LU's capacity (clearing the UNIT ATTENTION every new nexus reports),
+/// on the first portal and on each extra one; returns the sessions, first portal first.
+pub async fn connect(t: &Target, lun: u16) -> Result<(Vec<Session>, Capacity), BenchError> {
+    let mut sessions = Vec::new();
+    let mut cap = None;
+    for portal in std::iter::once(&t.portal).chain(&t.extra_portals) {
+        match connect_one(t, portal, lun).await {
+            Ok((s, c)) => {
+                cap.get_or_insert(c);
+                sessions.push(s);
+            }
+            Err(e) => {
+                for s in sessions {
+                    let _ = tokio::time::timeout(setup_limit(&t.timeouts), s.logout()).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    let cap = cap.ok_or_else(|| BenchError::Invalid("no portal".into()))?;
+    Ok((sessions, cap))
+}
+
+async fn connect_one(t: &Target, portal: &Portal, lun: u16) -> Result<(Session, Capacity), BenchError> {
     let mut isid = [0x80, 0, 0, 0, 0, 0];
     isid[1..].copy_from_slice(&rand::random::<[u8; 5]>());
     let cfg = SessionConfig {
         initiator_name: t.initiator_name.clone(),
         initiator_alias: Some("lunlink-bench".into()),
         target_name: t.target.clone(),
-        portal: t.portal.clone(),
+        portal: portal.clone(),
         auth: t.auth.clone(),
         offer: t.offer.clone(),
         isid,
@@ -148,7 +172,7 @@ pub async fn connect(t: &Target, lun: u16) -> Result<(Session, Capacity), BenchE
     let setup = setup_limit(&t.timeouts);
     let session = Session::login(cfg).await.map_err(|source| BenchError::Login {
         target: t.target.clone(),
-        portal: t.portal.to_string(),
+        portal: portal.to_string(),
         source: Box::new(source),
     })?;
     let lu_err = |reason: String| BenchError::Lun { lun, reason };

@@ -63,9 +63,13 @@ static GLOBAL: CountingAlloc = CountingAlloc;
                   reverse-password= lines), never from the command line."
 )]
 struct Args {
-    /// Target portal, host[:port] (IPv6 in brackets).
-    #[arg(long, value_name = "HOST:PORT")]
-    portal: String,
+    /// Target portal, host[:port] (IPv6 in brackets). Give it more than once for several paths
+    /// to the LU: IO then goes through lunlink's multipath layer (see --policy).
+    #[arg(long, value_name = "HOST:PORT", required = true)]
+    portal: Vec<String>,
+    /// With several --portal: failover, round-robin or queue-depth.
+    #[arg(long, value_name = "POLICY", default_value = "queue-depth")]
+    policy: String,
     /// Target name (IQN).
     #[arg(long, value_name = "IQN")]
     target: String,
@@ -163,7 +167,14 @@ fn request(a: &Args) -> Result<Request, BenchError> {
 }
 
 fn target(a: &Args) -> Result<Target, BenchError> {
-    let portal: Portal = a.portal.parse().map_err(|e| BenchError::Invalid(format!("--portal {}: {e}", a.portal)))?;
+    let mut portals = Vec::new();
+    for p in &a.portal {
+        portals.push(p.parse::<Portal>().map_err(|e| BenchError::Invalid(format!("--portal {p}: {e}")))?);
+    }
+    let portal = portals.remove(0);
+    if !portals.is_empty() && a.verify {
+        return Err(BenchError::Invalid("--verify works with one --portal only".into()));
+    }
     let auth = match &a.auth_file {
         Some(p) => auth::read(p)?,
         None => Auth::None,
@@ -183,6 +194,7 @@ fn target(a: &Args) -> Result<Target, BenchError> {
     };
     Ok(Target {
         portal,
+        extra_portals: portals,
         target: a.target.clone(),
         initiator_name: a.initiator_name.clone(),
         auth,
@@ -255,7 +267,7 @@ impl Report<'_> {
             })
         });
         serde_json::json!({
-            "portal": self.args.portal,
+            "portal": self.args.portal.join(","),
             "target": self.args.target,
             "lun": self.plan.lun,
             "pattern": self.plan.pattern.name(),
@@ -314,7 +326,7 @@ impl Report<'_> {
         );
         s += &format!(
             "  target   {} LUN {} at {} ({} bytes, {}-byte blocks)\n",
-            self.args.target, self.plan.lun, self.args.portal, self.lu_bytes, self.plan.block_size
+            self.args.target, self.plan.lun, self.args.portal.join(","), self.lu_bytes, self.plan.block_size
         );
         s += &format!("  IOs      {} ({} errors, {} unit attentions retried)\n", o.ios, self.errors(), o.retries);
         s += &format!("  IOPS     {:.0}\n", self.iops());
@@ -387,11 +399,15 @@ fn run(args: &Args) -> Result<ExitCode, BenchError> {
     let rt = runtime(args.threads)?;
     let bound = lunlink_bench::bound(&req, &tgt.timeouts);
     let work = async {
-        let (session, cap) = connect(&tgt, req.lun).await?;
+        let policy = lunlink_multipath::Policy::from_name(&args.policy)
+            .ok_or_else(|| BenchError::Invalid(format!("--policy {}: use failover, round-robin or queue-depth", args.policy)))?;
+        let (sessions, cap) = connect(&tgt, req.lun).await?;
         let plan = match plan(&req, &cap) {
             Ok(p) => p,
             Err(e) => {
-                let _ = session.logout().await;
+                for s in &sessions {
+                    let _ = s.logout().await;
+                }
                 return Err(e);
             }
         };
@@ -403,10 +419,12 @@ fn run(args: &Args) -> Result<ExitCode, BenchError> {
             plan.qd,
             plan.duration.as_secs_f64()
         );
-        let out = lunlink_bench::run::run(session.clone(), plan).await;
-        if session.is_open() {
-            if let Err(e) = session.logout().await {
-                eprintln!("lunlink-bench: logout failed: {e}");
+        let out = lunlink_bench::run::run_paths(sessions.clone(), policy, plan).await;
+        for session in &sessions {
+            if session.is_open() {
+                if let Err(e) = session.logout().await {
+                    eprintln!("lunlink-bench: logout failed: {e}");
+                }
             }
         }
         let report = Report { args, plan: &plan, lu_bytes: cap.bytes(), out: &out };

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lunlink_engine::{DataBuf, ScsiOpError, Session};
+use lunlink_multipath::{LogicalUnit, Tried};
 use lunlink_scsi::cdb;
 
 use crate::hist::Histogram;
@@ -135,7 +136,10 @@ impl ErrorLog {
 }
 
 struct Shared {
+    /// The first path's session (its counters are the report's).
     session: Session,
+    /// With several paths: the LU the IO goes through (multipath layer).
+    lu: Option<Arc<LogicalUnit>>,
     plan: Plan,
     end: Instant,
     /// Next IO of a sequential pattern (without --verify).
@@ -232,6 +236,20 @@ pub struct VerifyOutcome {
 
 /// Runs the workload; with `plan.verify`, then reads back every block written.
 pub async fn run(session: Session, plan: Plan) -> Outcome {
+    run_paths(vec![session], lunlink_multipath::Policy::default(), plan).await
+}
+
+/// Runs the workload over one session, or over several paths to one LU through the multipath
+/// layer with `policy` (the first session's counters are reported).
+pub async fn run_paths(sessions: Vec<Session>, policy: lunlink_multipath::Policy, plan: Plan) -> Outcome {
+    let session = sessions[0].clone();
+    let lu = (sessions.len() > 1).then(|| {
+        let lu = LogicalUnit::new("bench".into(), policy, lunlink_multipath::Timers::default());
+        for (i, s) in sessions.iter().enumerate() {
+            lu.add_path(Arc::new(lunlink_multipath::Path::new(i as u64, s.clone(), plan.lun)));
+        }
+        lu
+    });
     let gens: Box<[AtomicU32]> =
         if plan.verify { (0..plan.span_ios).map(|_| AtomicU32::new(GEN_NONE)).collect() } else { Box::new([]) };
     let stats: Vec<Arc<WorkerStats>> = (0..plan.qd).map(|_| Arc::new(WorkerStats::default())).collect();
@@ -239,6 +257,7 @@ pub async fn run(session: Session, plan: Plan) -> Outcome {
     let start = Instant::now();
     let sh = Arc::new(Shared {
         session,
+        lu,
         plan,
         end: start + plan.duration,
         cursor: AtomicU64::new(0),
@@ -350,6 +369,9 @@ impl Picker {
 /// lent to the engine for the command and comes back in `buf`.
 async fn io(sh: &Shared, lba: u64, buf: &mut Vec<u8>, write: bool) -> Result<(), ScsiOpError> {
     let blocks = sh.plan.blocks_per_io();
+    if let Some(lu) = &sh.lu {
+        return io_paths(sh, lu, lba, blocks, buf, write).await;
+    }
     let lent = std::mem::take(buf);
     let (back, r) = if write {
         sh.session.run(sh.plan.lun, &cdb::write(lba, blocks, false), DataBuf::Out(lent)).await
@@ -358,6 +380,43 @@ async fn io(sh: &Shared, lba: u64, buf: &mut Vec<u8>, write: bool) -> Result<(),
     };
     *buf = back.unwrap_or_default();
     r
+}
+
+/// One command through the multipath layer: the buffer goes with each try and comes back
+/// with it; a try cancelled to move to another path takes its buffer along, so a new one is
+/// made then (only on failover; --verify is not offered with several paths).
+async fn io_paths(sh: &Shared, lu: &LogicalUnit, lba: u64, blocks: u32, buf: &mut Vec<u8>, write: bool) -> Result<(), ScsiOpError> {
+    let len = sh.plan.bs as usize;
+    let mut a = lu.attempt();
+    loop {
+        let p = lu.next_path(&mut a).await.map_err(|e| match e {
+            lunlink_multipath::LuError::Op(e) => e,
+            other => ScsiOpError::Command(lunlink_engine::CommandError::ConnectionLost(other.to_string().into())),
+        })?;
+        if buf.len() != len {
+            *buf = vec![0u8; len];
+        }
+        let lent = std::mem::take(buf);
+        let back = &mut *buf;
+        let fut = async {
+            let (b, r) = if write {
+                p.session.run(sh.plan.lun, &cdb::write(lba, blocks, false), DataBuf::Out(lent)).await
+            } else {
+                p.session.run(sh.plan.lun, &cdb::read(lba, blocks), DataBuf::In(lent)).await
+            };
+            *back = b.unwrap_or_default();
+            r
+        };
+        match lu.run_on(&p, &mut a, fut).await {
+            Tried::Done(r) => {
+                return r.map_err(|e| match e {
+                    lunlink_multipath::LuError::Op(e) => e,
+                    other => ScsiOpError::Command(lunlink_engine::CommandError::ConnectionLost(other.to_string().into())),
+                })
+            }
+            Tried::Again => continue,
+        }
+    }
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -273,3 +273,19 @@ fn verified_writes_survive_a_target_kill_and_restart() {
     assert_eq!(num(v, "mismatches"), 0.0, "{j}\n{err}");
     assert!(num(v, "checked") > 0.0, "{j}");
 }
+
+#[test]
+fn two_portals_go_through_the_multipath_layer() {
+    let t = Tgtd::start_with(&[TargetSpec::new(1, NULL_IQN).null_lun(1)]);
+    let proxy = lunlink_tests::Proxy::start(&t.portal());
+    let (code, j, err) = run(
+        &t,
+        NULL_IQN,
+        &["--portal", proxy.portal(), "--policy", "round-robin", "--pattern", "randread", "--bs", "4k", "--qd", "8", "--seconds", "1"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(num(&j, "ios") > 0.0, "{j}");
+    assert_eq!(num(&j, "errors"), 0.0, "{j}\n{err}");
+    assert!(proxy.bytes() > 100_000, "round-robin sent IO through the second path too ({} bytes)", proxy.bytes());
+    assert!(j["portal"].as_str().unwrap().contains(','), "{j}");
+}

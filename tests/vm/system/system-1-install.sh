@@ -53,6 +53,8 @@ check "bash completion of 'lunlinkctl log<TAB>' offers login and logout (got: $g
     sh -c "echo '$got' | grep -qw login && echo '$got' | grep -qw logout"
 check "zsh and fish completions are installed" \
     test -f /usr/share/zsh/vendor-completions/_lunlinkctl -a -f /usr/share/fish/vendor_completions.d/lunlinkctl.fish
+check "the Cockpit page is installed (/usr/share/cockpit/lunlink, menu label iSCSI Initiator)" \
+    grep -q '"iSCSI Initiator"' /usr/share/cockpit/lunlink/manifest.json
 check "polkit knows the package's actions (pkaction --action-id org.lunlink.initiator1.login)" \
     sh -c 'pkaction --action-id org.lunlink.initiator1.login --verbose | grep -q auth_admin'
 

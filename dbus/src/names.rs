@@ -58,6 +58,8 @@ pub mod keys {
     pub const NOOP_INTERVAL: &str = "noop-interval";
     /// A node's NOP-Out timeout in seconds (u).
     pub const NOOP_TIMEOUT: &str = "noop-timeout";
+    /// The path policy of the LUs a node reaches (s: failover, round-robin, queue-depth).
+    pub const MULTIPATH_POLICY: &str = "multipath-policy";
 
     /// Every key the API knows, in the order of `dbus/API.md`.
     pub const ALL: &[&str] = &[
@@ -75,5 +77,6 @@ pub mod keys {
         REPLACEMENT_TIMEOUT,
         NOOP_INTERVAL,
         NOOP_TIMEOUT,
+        MULTIPATH_POLICY,
     ];
 }

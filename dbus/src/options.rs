@@ -74,6 +74,7 @@ impl Call {
                     || key == keys::REPLACEMENT_TIMEOUT
                     || key == keys::NOOP_INTERVAL
                     || key == keys::NOOP_TIMEOUT
+                    || key == keys::MULTIPATH_POLICY
             }
         }
     }
@@ -114,6 +115,8 @@ pub struct Options {
     pub noop_interval: Option<u32>,
     /// A node's NOP-Out timeout, seconds.
     pub noop_timeout: Option<u32>,
+    /// The path policy of the LUs a node reaches.
+    pub multipath_policy: Option<String>,
 }
 
 impl fmt::Debug for Options {
@@ -135,6 +138,7 @@ impl fmt::Debug for Options {
             .field("replacement_timeout", &self.replacement_timeout)
             .field("noop_interval", &self.noop_interval)
             .field("noop_timeout", &self.noop_timeout)
+            .field("multipath_policy", &self.multipath_policy)
             .finish()
     }
 }
@@ -232,6 +236,11 @@ impl Options {
         self
     }
 
+    pub fn multipath_policy(mut self, v: impl Into<String>) -> Self {
+        self.multipath_policy = Some(v.into());
+        self
+    }
+
     pub fn automatic_only(mut self, v: bool) -> Self {
         self.automatic_only = Some(v);
         self
@@ -296,6 +305,9 @@ impl Options {
         if let Some(v) = self.noop_timeout {
             d.insert(keys::NOOP_TIMEOUT, Value::from(v));
         }
+        if let Some(v) = &self.multipath_policy {
+            d.insert(keys::MULTIPATH_POLICY, Value::from(v.as_str()));
+        }
         d
     }
 
@@ -342,6 +354,16 @@ impl Options {
                     Value::I32(n) => o.replacement_timeout = Some(*n),
                     other => return Err(type_error(key, "a 32-bit integer (i)", other)),
                 },
+                keys::MULTIPATH_POLICY => {
+                    let p = want_str(key, v)?;
+                    if !["failover", "round-robin", "queue-depth"].contains(&p.as_str()) {
+                        return Err(Error::InvalidArgument(format!(
+                            "option '{key}' must be failover, round-robin or queue-depth, not '{}'",
+                            p.escape_debug()
+                        )));
+                    }
+                    o.multipath_policy = Some(p);
+                }
                 keys::NOOP_INTERVAL | keys::NOOP_TIMEOUT => {
                     let Value::U32(n) = v else { return Err(type_error(key, "an unsigned 32-bit integer (u)", v)) };
                     if key == keys::NOOP_INTERVAL {

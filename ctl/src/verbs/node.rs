@@ -61,6 +61,11 @@ pub struct Settings {
     #[arg(long, value_name = "SECONDS")]
     pub noop_timeout: Option<u32>,
 
+    /// Path policy of the logical units this node reaches first: failover, round-robin,
+    /// queue-depth.
+    #[arg(long, value_name = "POLICY")]
+    pub multipath_policy: Option<String>,
+
     #[command(flatten)]
     pub auth: AuthArgs,
 }
@@ -85,6 +90,9 @@ impl Settings {
         }
         if let Some(v) = self.noop_timeout {
             o = o.noop_timeout(v);
+        }
+        if let Some(v) = &self.multipath_policy {
+            o = o.multipath_policy(v.clone());
         }
         Ok(o)
     }
@@ -165,7 +173,7 @@ async fn update(ctx: &Ctx, u: Update) -> anyhow::Result<()> {
         return Err(CtlError::Invalid(
             "nothing to update: give --startup, --auth-file, --password-prompt, --auth-method, \
              --chap-algorithms, --header-digest, --data-digest, --replacement-timeout, \
-             --noop-interval or --noop-timeout"
+             --noop-interval, --noop-timeout or --multipath-policy"
                 .into(),
         )
         .into());

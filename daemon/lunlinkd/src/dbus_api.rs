@@ -106,6 +106,7 @@ fn settings(dict: &OptionsDict, call: Call) -> Result<(Settings, Options), Error
         replacement: o.replacement_timeout,
         noop_interval: o.noop_interval,
         noop_timeout: o.noop_timeout,
+        multipath_policy: o.multipath_policy.clone(),
     };
     Ok((s, o))
 }
@@ -443,6 +444,12 @@ impl NodeIface {
     #[zbus(property)]
     fn session(&self) -> zbus::fdo::Result<OwnedObjectPath> {
         Ok(self.view()?.session.map_or_else(no_path, session_path))
+    }
+    /// The path policy of the logical units this node is the first to reach ("": the
+    /// config's `[multipath] policy`).
+    #[zbus(property)]
+    fn multipath_policy(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.multipath_policy)
     }
     /// The node's own HeaderDigest offer, most preferred first; empty: the config's.
     #[zbus(property)]
@@ -896,6 +903,7 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
                         i.header_digest_changed(e).await?;
                         i.data_digest_changed(e).await?;
                         i.timeouts_changed(e).await?;
+                        i.multipath_policy_changed(e).await?;
                     }
                 }
                 Change::SessionAdded(id) => {

@@ -114,6 +114,7 @@ pub struct Settings {
     pub replacement: Option<i32>,
     pub noop_interval: Option<u32>,
     pub noop_timeout: Option<u32>,
+    pub multipath_policy: Option<String>,
 }
 
 impl Settings {
@@ -198,6 +199,8 @@ pub struct NodeView {
     pub data_digest: Vec<&'static str>,
     /// The node's own timeouts (missing: the config's).
     pub timeouts: crate::config::TimeoutOverrides,
+    /// The node's path policy ("": the config's).
+    pub multipath_policy: String,
 }
 
 #[derive(Debug, Clone)]
@@ -664,14 +667,24 @@ impl Manager {
 
     /// Adds LUN `id` (LUN `n` of `session`) as a path of its logical unit, making the LU
     /// object when it is new. The LU is shared with the block device layer.
-    fn join_lu(&self, st: &mut State, id: LunId, session: &Session, info: &engine::LunInfo) -> (LuId, bool) {
+    fn join_lu(&self, st: &mut State, sid: SessionId, id: LunId, session: &Session, info: &engine::LunInfo) -> (LuId, bool) {
         let si = session.info();
         let key = crate::device::lu_key(info, &si.target_name, &si.portal);
+        // The node's own path policy, for an LU it is the first to reach.
+        let policy = st
+            .sessions
+            .get(&sid)
+            .and_then(|e| st.nodes.get(&e.node))
+            .and_then(|n| n.node.multipath_policy.as_deref())
+            .and_then(lunlink_multipath::Policy::from_name);
         let (lu, new) = match st.lus.iter().find(|(_, l)| l.key == key).map(|(i, _)| *i) {
             Some(lu) => (lu, false),
             None => {
                 let lu = st.id();
                 let mp = self.devices.registry().get(&key);
+                if let Some(p) = policy {
+                    mp.set_policy(p);
+                }
                 st.lus.insert(lu, LuEntry { key, mp, luns: Vec::new() });
                 (lu, true)
             }
@@ -756,6 +769,7 @@ impl Manager {
             header_digest: e.node.negotiation.header_digest.iter().flatten().map(|d| d.as_str()).collect(),
             data_digest: e.node.negotiation.data_digest.iter().flatten().map(|d| d.as_str()).collect(),
             timeouts: e.node.timeouts.clone(),
+            multipath_policy: e.node.multipath_policy.clone().unwrap_or_default(),
         })
     }
 
@@ -997,6 +1011,9 @@ impl Manager {
         if let Some(v) = s.noop_timeout {
             node.timeouts.noop_timeout = Some(v);
         }
+        if let Some(p) = &s.multipath_policy {
+            node.multipath_policy = Some(p.clone());
+        }
         node.validate()
             .map_err(|e| DaemonError::InvalidArgument(e.to_string()))
     }
@@ -1031,7 +1048,8 @@ impl Manager {
             && s.data_digest.is_none()
             && s.replacement.is_none()
             && s.noop_interval.is_none()
-            && s.noop_timeout.is_none();
+            && s.noop_timeout.is_none()
+            && s.multipath_policy.is_none();
         Ok(if logged_in && !only_startup {
             "next-login"
         } else {
@@ -1773,7 +1791,7 @@ impl Manager {
                     Ok(()) => DEVICE_CREATING.to_owned(),
                     Err(e) => e.to_string(),
                 };
-                let (lu, new_lu) = self.join_lu(&mut st, id, &session, &info);
+                let (lu, new_lu) = self.join_lu(&mut st, sid, id, &session, &info);
                 joined = (lu, new_lu);
                 st.luns.insert(
                     id,

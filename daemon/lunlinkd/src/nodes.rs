@@ -284,6 +284,10 @@ pub struct Node {
     pub negotiation: NegotiationOverrides,
     #[serde(default, skip_serializing_if = "TimeoutOverrides::is_empty")]
     pub timeouts: TimeoutOverrides,
+    /// The path policy of the logical units this node reaches (`failover`, `round-robin`,
+    /// `queue-depth`); `None` uses `[multipath] policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipath_policy: Option<String>,
 }
 
 impl Node {
@@ -297,6 +301,7 @@ impl Node {
             auth: None,
             negotiation: NegotiationOverrides::default(),
             timeouts: TimeoutOverrides::default(),
+            multipath_policy: None,
         }
     }
 
@@ -343,6 +348,14 @@ impl Node {
         }
         self.negotiation.validate("negotiation")?;
         self.timeouts.validate("timeouts")?;
+        if let Some(p) = &self.multipath_policy {
+            if lunlink_multipath::Policy::from_name(p).is_none() {
+                return Err(Refused::Setting(InvalidSetting::new(
+                    "multipath_policy",
+                    format!("{p:?} is not a policy: use failover, round-robin or queue-depth"),
+                )));
+            }
+        }
         Ok(())
     }
 }

@@ -18,9 +18,13 @@ fn one_logical_unit_with_two_paths() {
     let bus = Bus::start();
     let dirs = Dirs::new();
     let _d = Daemon::start(&bus, &dirs);
-    ok(&ctl(&bus, &["node", "create", IQN, &tgt.portal()]));
+    // The node that logs in first sets its LU's policy.
+    ok(&ctl(&bus, &["node", "create", IQN, &tgt.portal(), "--multipath-policy", "round-robin"]));
     ok(&ctl(&bus, &["node", "create", IQN, proxy.portal()]));
-    ok(&ctl(&bus, &["login", IQN]));
+    let o = ctl(&bus, &["node", "update", IQN, "--portal", proxy.portal(), "--multipath-policy", "fastest"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    ok(&ctl(&bus, &["login", IQN, "--portal", &tgt.portal()]));
+    ok(&ctl(&bus, &["login", IQN, "--portal", proxy.portal()]));
     let lus = || json(&ctl(&bus, &["--json", "lus"]));
     let ok_two = poll_until(Instant::now() + Duration::from_secs(20), || lus()[0]["paths"].as_array().is_some_and(|p| p.len() == 2));
     assert!(ok_two, "one LU with two paths expected: {}", lus());
@@ -28,7 +32,7 @@ fn one_logical_unit_with_two_paths() {
     assert_eq!(l.as_array().unwrap().len(), 1, "two sessions to one LU give one logical unit: {l}");
     let lu = &l[0];
     assert!(lu["wwid"].as_str().unwrap().starts_with("naa."), "{lu}");
-    assert_eq!(lu["policy"], "queue-depth");
+    assert_eq!(lu["policy"], "round-robin", "the first node's policy: {lu}");
     assert_eq!(lu["state"], "optimal");
     let portals: Vec<&str> = lu["paths"].as_array().unwrap().iter().map(|p| p["portal"].as_str().unwrap()).collect();
     assert!(portals.contains(&tgt.portal().as_str()) && portals.contains(&proxy.portal()), "{portals:?}");
@@ -37,7 +41,7 @@ fn one_logical_unit_with_two_paths() {
         assert_eq!(p["state"], "active", "{lu}");
     }
     let table = ok(&ctl(&bus, &["lus"]));
-    assert!(table.contains("optimal") && table.contains("queue-depth"), "{table}");
+    assert!(table.contains("optimal") && table.contains("round-robin"), "{table}");
 
     // Policy by WWID: failover makes the second path stand by.
     let wwid = lu["wwid"].as_str().unwrap().to_owned();

@@ -49,6 +49,9 @@ pub enum Fault {
     /// Serves connection 1, closes it 1 s after login, refuses the next login with status
     /// 0x0301 (service unavailable), then serves again.
     TryAgainOnRelogin,
+    /// Serves connection 1 and closes it 1 s after login; later connections answer for another
+    /// LU under the same LUN number (another VPD 0x83 identifier): a LUN number reused.
+    IdentityChangesAtRelogin,
 }
 
 /// The fake target; stops listening when dropped.
@@ -85,7 +88,16 @@ impl FakeTarget {
                         let (stop3, busy) = (stop2.clone(), busy_done.clone());
                         std::thread::spawn(move || {
                             let _ = s.set_nonblocking(false);
-                            Conn { s, n, fault, stop: stop3, busy_done: busy, stat_sn: 1, dec: Decoder::new(FrameConfig::default()) }
+                            Conn {
+                                s,
+                                n,
+                                fault,
+                                stop: stop3,
+                                busy_done: busy,
+                                stat_sn: 1,
+                                dec: Decoder::new(FrameConfig::default()),
+                                close_at: None,
+                            }
                                 .serve();
                         });
                     }
@@ -123,6 +135,8 @@ struct Conn {
     busy_done: Arc<AtomicBool>,
     stat_sn: u32,
     dec: Decoder,
+    /// When set, the connection ends at this time.
+    close_at: Option<Instant>,
 }
 
 enum Next {
@@ -148,6 +162,10 @@ impl Conn {
             Fault::DropWithHugeTime2Wait => {
                 self.send_async(AsyncEvent::DroppingConnection, 0, 65535, 65535);
                 return self.close();
+            }
+            Fault::IdentityChangesAtRelogin if self.n == 1 => {
+                // Serves for a second, then the connection goes.
+                self.close_at = Some(Instant::now() + Duration::from_secs(1));
             }
             Fault::TryAgainOnRelogin if self.n == 1 => {
                 std::thread::sleep(Duration::from_secs(1));
@@ -301,7 +319,8 @@ impl Conn {
             }
             _ => {}
         }
-        let (status, data, sense) = respond(&c.cdb);
+        let identity = if self.fault == Fault::IdentityChangesAtRelogin && self.n > 1 { 2 } else { 1 };
+        let (status, data, sense) = respond(&c.cdb, identity);
         let want = c.expected_data_len as usize;
         if c.read && !data.is_empty() {
             let n = data.len().min(want);
@@ -369,7 +388,7 @@ impl Conn {
                 Ok(None) => {}
                 Err(_) => return None,
             }
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stop.load(Ordering::SeqCst) || self.close_at.is_some_and(|t| Instant::now() >= t) {
                 return None;
             }
             match self.s.read(&mut buf) {
@@ -399,8 +418,9 @@ impl Conn {
     }
 }
 
-/// Status, data and sense for a CDB on LUN 1: a 64 MiB disk of zeroes.
-fn respond(cdb: &[u8; 16]) -> (u8, Vec<u8>, Vec<u8>) {
+/// Status, data and sense for a CDB on LUN 1: a 64 MiB disk of zeroes whose NAA identifier
+/// ends in `identity`.
+fn respond(cdb: &[u8; 16], identity: u8) -> (u8, Vec<u8>, Vec<u8>) {
     let blocks = FAKE_LUN_BYTES / u64::from(BLOCK);
     let illegal = || (2u8, Vec::new(), vec![0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0]);
     match cdb[0] {
@@ -412,7 +432,13 @@ fn respond(cdb: &[u8; 16]) -> (u8, Vec<u8>, Vec<u8>) {
             (0, d, Vec::new())
         }
         0x12 if cdb[1] & 1 == 1 => match cdb[2] {
-            0x00 => (0, vec![0, 0x00, 0, 1, 0x00], Vec::new()),
+            0x00 => (0, vec![0, 0x00, 0, 2, 0x00, 0x83], Vec::new()),
+            0x83 => {
+                // One designator: NAA 6 (16 bytes), binary, associated with the LU.
+                let mut d = vec![0, 0x83, 0, 20, 0x01, 0x03, 0, 16];
+                d.extend_from_slice(&[0x60, 0x01, 0x40, 0x5f, 0xa4, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, identity]);
+                (0, d, Vec::new())
+            }
             _ => illegal(),
         },
         0x12 => {

@@ -1292,7 +1292,16 @@ impl Manager {
                         }
                         return;
                     }
-                    SessionEvent::State(link) => m.link_changed(sid, link),
+                    SessionEvent::State(link) => {
+                        m.link_changed(sid, link);
+                        if link == engine::LinkState::LoggedIn {
+                            // Logged in again: the same LUN numbers may now name other LUs.
+                            let m2 = m.clone();
+                            tokio::spawn(async move { m2.verify_identity(sid).await });
+                        } else {
+                            m.hold_paths(sid, true);
+                        }
+                    }
                     SessionEvent::ScsiAsync { lun, sense } | SessionEvent::UnitAttention { lun, sense } => {
                         let parsed = lunlink_scsi::Sense::parse(&sense).ok();
                         if let (Some(true), Some(n)) =
@@ -1320,6 +1329,96 @@ impl Manager {
                 }
             }
         });
+    }
+
+    /// Holds (or releases) the IO of every path of session `sid` in the multipath layer.
+    fn hold_paths(&self, sid: SessionId, hold: bool) {
+        let paths: Vec<Arc<lunlink_multipath::Path>> = {
+            let st = self.lock();
+            let Some(e) = st.sessions.get(&sid) else { return };
+            e.luns
+                .iter()
+                .filter_map(|id| {
+                    let lu = st.luns.get(id)?.lu;
+                    st.lus.get(&lu)?.mp.paths().into_iter().find(|p| p.id == *id)
+                })
+                .collect()
+        };
+        for p in paths {
+            if hold {
+                p.hold();
+            } else {
+                p.release();
+            }
+        }
+    }
+
+    /// After a relogin: reads each LUN's identity (VPD 0x83) again. A LUN number that now
+    /// answers for another LU (reused on the target) leaves its old LU, whose device never
+    /// sees it again, and comes back as a new LUN; the others carry IO again.
+    async fn verify_identity(self: &Arc<Self>, sid: SessionId) {
+        let (session, luns, limit) = {
+            let st = self.lock();
+            let Some(e) = st.sessions.get(&sid) else { return };
+            let luns: Vec<(LunId, u16, String)> =
+                e.luns.iter().filter_map(|id| st.luns.get(id).map(|l| (*id, l.info.lun, l.info.wwid.clone()))).collect();
+            (e.session.clone(), luns, Self::probe_limit(&e.timeouts))
+        };
+        let mut stale = Vec::new();
+        for (id, n, old) in &luns {
+            if old.is_empty() {
+                continue;
+            }
+            let now = match tokio::time::timeout(limit, session.inquiry_vpd(*n, 0x83)).await {
+                Ok(Ok(b)) => lunlink_scsi::inquiry::parse_device_identification(&b)
+                    .ok()
+                    .and_then(|ids| lunlink_scsi::inquiry::best_wwid(&ids).map(|w| w.to_string())),
+                _ => None,
+            };
+            match now {
+                Some(w) if &w != old => {
+                    tracing::error!(
+                        session = sid, lun = n, before = %old, now = %w,
+                        "after the relogin LUN {n} answers for another logical unit (a LUN number reused on the \
+                         target): it leaves {old}, whose device never sees it again, and comes back as a new LUN"
+                    );
+                    stale.push(*id);
+                }
+                Some(_) => {}
+                None => tracing::warn!(session = sid, lun = n, "cannot read LUN {n}'s identity after the relogin; trusting it"),
+            }
+        }
+        for id in &stale {
+            let (changes, mp) = {
+                let mut st = self.lock();
+                let mp = st.luns.get(id).and_then(|e| st.lus.get(&e.lu)).map(|l| l.mp.clone());
+                let changes = self.leave_lus(&mut st, &[*id]);
+                st.luns.remove(id);
+                if let Some(e) = st.sessions.get_mut(&sid) {
+                    e.luns.retain(|l| l != id);
+                }
+                (changes, mp)
+            };
+            if let Some(mp) = &mp {
+                if let Some(p) = mp.paths().into_iter().find(|p| p.id == *id) {
+                    p.hold();
+                }
+            }
+            self.devices.detach(*id).await;
+            if let Some(mp) = mp {
+                mp.remove_path(*id);
+            }
+            self.emit(Change::LunRemoved(*id));
+            for c in changes {
+                self.emit(c);
+            }
+        }
+        self.hold_paths(sid, false);
+        if !stale.is_empty() {
+            if let Err(e) = self.rescan(sid).await {
+                tracing::warn!(session = sid, "rescan after an identity change failed: {e}");
+            }
+        }
     }
 
     /// Shows a session's connection state on its object.

@@ -30,9 +30,15 @@ const LOGIN_BOUND: Duration = Duration::from_secs(LOGIN + COMMAND + 5);
 
 struct Case {
     bus: Bus,
-    _dirs: Dirs,
+    dirs: Dirs,
     _daemon: Daemon,
     target: FakeTarget,
+}
+
+impl Case {
+    fn log(&self) -> String {
+        self.dirs.log_text()
+    }
 }
 
 fn start(fault: Fault) -> Case {
@@ -43,7 +49,7 @@ fn start(fault: Fault) -> Case {
     let daemon = Daemon::start_with(&bus, &dirs, Some(&cfg));
     let o = ctl(&bus, &["node", "create", FAKE_TARGET_NAME, target.portal()]);
     assert!(o.status.success(), "node create: {}", stderr(&o));
-    Case { bus, _dirs: dirs, _daemon: daemon, target }
+    Case { bus, dirs, _daemon: daemon, target }
 }
 
 /// Runs `lunlinkctl login` and, while it runs, checks once a second that the daemon answers
@@ -192,4 +198,28 @@ fn try_again_at_relogin_is_retried_soon() {
     assert!(ok, "no third connection: {} accepted", a.len());
     let gap = a[2] - a[1];
     assert!(gap < Duration::from_millis(1500), "the retry after 0x0301 came {gap:?} later");
+}
+
+#[test]
+fn a_lun_number_reused_for_another_lu_is_never_merged_into_the_old_one() {
+    let c = start(Fault::IdentityChangesAtRelogin);
+    let (o, _) = login_while_probing(&c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let wwid = |j: &serde_json::Value| j[0]["wwid"].as_str().unwrap_or_default().to_owned();
+    // The target closes the connection 1 s after login; the relogin finds LUN 1 answering
+    // for another LU: the old LU (…01) loses its path and goes, a new LU (…02) comes.
+    let moved = poll_until(Instant::now() + Duration::from_secs(20), || {
+        let l = json(&ctl(&c.bus, &["--json", "lus"]));
+        l.as_array().is_some_and(|a| a.len() == 1) && wwid(&l).ends_with("02")
+    });
+    let l = json(&ctl(&c.bus, &["--json", "lus"]));
+    assert!(moved, "the reused LUN number did not become a new LU: {l}");
+    let log = c.log();
+    assert!(
+        log.contains("answers for another logical unit") && log.contains("before=naa.6001405fa4e000000000000000000001"),
+        "the daemon says which LU the LUN number left:\n{log}"
+    );
+    let luns = json(&ctl(&c.bus, &["--json", "luns"]));
+    assert_eq!(luns.as_array().unwrap().len(), 1, "{luns}");
+    assert!(luns[0]["wwid"].as_str().unwrap().ends_with("02"), "{luns}");
 }

@@ -164,6 +164,8 @@ impl LuState {
 
 #[derive(Debug, Default)]
 struct Health {
+    /// Its session logged in again and the LU's identity on it is not checked yet: no IO.
+    held: bool,
     /// Failed a command; cleared by a successful probe or a relogin.
     failed: bool,
     /// When it failed lately (for holding out).
@@ -198,12 +200,27 @@ impl Path {
         self.session.link_state() == LinkState::LoggedIn
     }
 
-    /// Usable at `now`: logged in, not failed, not held out.
+    /// Usable at `now`: logged in, not failed, not held out, not held for an identity check.
     fn usable(&self, now: Instant) -> bool {
         self.logged_in() && {
             let h = self.health();
-            !h.failed && h.held_until.is_none_or(|t| now >= t)
+            !h.failed && !h.held && h.held_until.is_none_or(|t| now >= t)
         }
+    }
+
+    /// Holds IO off this path until [`Path::release`]: its session is (re)logging in and the
+    /// LU behind its LUN number must be checked to be the same one (a LUN number reused for
+    /// another LU must never receive this LU's IO).
+    pub fn hold(&self) {
+        self.health().held = true;
+    }
+
+    pub fn release(&self) {
+        self.health().held = false;
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.health().held
     }
 }
 
@@ -398,7 +415,7 @@ impl LogicalUnit {
         let now = Instant::now();
         let paths = self.read();
         let p = paths.iter().find(|p| p.id == id)?;
-        Some(if !p.logged_in() || p.health().failed {
+        Some(if !p.logged_in() || p.health().failed || p.is_held() {
             PathState::Failed
         } else if !p.usable(now) {
             PathState::HeldOut
@@ -413,14 +430,15 @@ impl LogicalUnit {
     fn pick(&self, now: Instant) -> Option<Arc<Path>> {
         let paths = self.read();
         // A single path keeps the session's own rules: its IO waits in the session while it
-        // reconnects, and fails when its replacement timeout says so.
+        // reconnects, and fails when its replacement timeout says so (but not while its LU
+        // identity is being checked after a relogin).
         if paths.len() == 1 {
-            return paths.first().cloned();
+            return paths.first().filter(|p| !(p.is_held() && p.logged_in())).cloned();
         }
         let mut usable = paths.iter().filter(|p| p.usable(now)).peekable();
         if usable.peek().is_none() {
             // The last resort: a held-out path whose session is up and which is not failed.
-            return paths.iter().find(|p| p.logged_in() && !p.health().failed).cloned();
+            return paths.iter().find(|p| p.logged_in() && !p.health().failed && !p.is_held()).cloned();
         }
         match self.policy() {
             Policy::Failover => usable.next().cloned(),

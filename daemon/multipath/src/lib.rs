@@ -532,7 +532,9 @@ impl LogicalUnit {
         };
         match r {
             Ok(v) => Tried::Done(Ok(v)),
-            Err(e) if is_path_error(&e) && self.read().len() > 1 && a.tries < 16 => {
+            // Another path exists (the failed one may already be gone: a path logged out
+            // with this command in flight).
+            Err(e) if is_path_error(&e) && self.read().iter().any(|q| q.id != p.id) && a.tries < 16 => {
                 a.tries += 1;
                 self.fail_path(p, &e);
                 Tried::Again

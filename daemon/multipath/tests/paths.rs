@@ -302,3 +302,34 @@ async fn a_single_path_keeps_the_sessions_rules() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_in_flight_on_a_path_that_leaves_move_to_the_other() {
+    tokio::time::timeout(T, async {
+        let r = rig(Policy::RoundRobin, Timers::default()).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (longest, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let tasks = readers(&r.lu, 16, &stop, &longest, &errors);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // As a Logout does: the path leaves the LU, then its session logs out under the
+        // commands still in flight on it.
+        r.proxy.silence();
+        until(Duration::from_secs(2), "commands in flight on the path", || r.proxied.in_flight() > 0).await;
+        r.lu.remove_path(2);
+        let s = r.proxied.session.clone();
+        let logout = tokio::spawn(async move { s.logout().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The connection goes: the session is over and its commands fail (SessionClosed) at
+        // once, before the layer's watch would notice anything.
+        r.proxy.reset();
+        let _ = logout.await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(errors.load(Ordering::Relaxed), 0, "no read failed when its path left");
+    })
+    .await
+    .expect("test timed out");
+}

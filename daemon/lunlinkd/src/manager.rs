@@ -716,6 +716,34 @@ impl Manager {
         });
     }
 
+    /// Takes LUN `id` out of session `sid`, its logical unit and its device; with `hold`, its
+    /// path is held out first so no IO of the LU goes to it while the device detaches.
+    async fn remove_lun(&self, sid: SessionId, id: LunId, hold: bool) {
+        let (changes, mp) = {
+            let mut st = self.lock();
+            let mp = st.luns.get(&id).and_then(|e| st.lus.get(&e.lu)).map(|l| l.mp.clone());
+            let changes = self.leave_lus(&mut st, &[id]);
+            st.luns.remove(&id);
+            if let Some(e) = st.sessions.get_mut(&sid) {
+                e.luns.retain(|l| *l != id);
+            }
+            (changes, mp)
+        };
+        if let (true, Some(mp)) = (hold, &mp) {
+            if let Some(p) = mp.paths().into_iter().find(|p| p.id == id) {
+                p.hold();
+            }
+        }
+        self.devices.detach(id).await;
+        if let Some(mp) = mp {
+            mp.remove_path(id);
+        }
+        self.emit(Change::LunRemoved(id));
+        for c in changes {
+            self.emit(c);
+        }
+    }
+
     /// Takes LUNs out of their logical units (removing LUs left without a path), now; the
     /// paths leave the multipath layer once their devices let go of them (`devices.detach`).
     fn leave_lus(&self, st: &mut State, luns: &[LunId]) -> Vec<Change> {
@@ -1389,29 +1417,7 @@ impl Manager {
             }
         }
         for id in &stale {
-            let (changes, mp) = {
-                let mut st = self.lock();
-                let mp = st.luns.get(id).and_then(|e| st.lus.get(&e.lu)).map(|l| l.mp.clone());
-                let changes = self.leave_lus(&mut st, &[*id]);
-                st.luns.remove(id);
-                if let Some(e) = st.sessions.get_mut(&sid) {
-                    e.luns.retain(|l| l != id);
-                }
-                (changes, mp)
-            };
-            if let Some(mp) = &mp {
-                if let Some(p) = mp.paths().into_iter().find(|p| p.id == *id) {
-                    p.hold();
-                }
-            }
-            self.devices.detach(*id).await;
-            if let Some(mp) = mp {
-                mp.remove_path(*id);
-            }
-            self.emit(Change::LunRemoved(*id));
-            for c in changes {
-                self.emit(c);
-            }
+            self.remove_lun(sid, *id, true).await;
         }
         self.hold_paths(sid, false);
         if !stale.is_empty() {
@@ -1836,24 +1842,7 @@ impl Manager {
                     }
                     continue;
                 }
-                let (changes, mp) = {
-                    let mut st = self.lock();
-                    let mp = st.luns.get(id).and_then(|e| st.lus.get(&e.lu)).map(|l| l.mp.clone());
-                    let changes = self.leave_lus(&mut st, &[*id]);
-                    st.luns.remove(id);
-                    if let Some(e) = st.sessions.get_mut(&sid) {
-                        e.luns.retain(|l| l != id);
-                    }
-                    (changes, mp)
-                };
-                self.devices.detach(*id).await;
-                if let Some(mp) = mp {
-                    mp.remove_path(*id);
-                }
-                self.emit(Change::LunRemoved(*id));
-                for c in changes {
-                    self.emit(c);
-                }
+                self.remove_lun(sid, *id, false).await;
             }
         }
         for n in reported {

@@ -5,10 +5,13 @@ use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
 
+/// A fuzz target: its name (its file in `fuzz/fuzz_targets/`) and its decoding.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Runs every file of `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` through its
 /// target's decoder; fails listing the inputs that panicked. Also checks that the targets
 /// listed here are exactly the ones in `fuzz/fuzz_targets/`, and that each has saved inputs.
-pub fn replay(fuzz: &Path, targets: &[(&str, fn(&[u8]))]) {
+pub fn replay(fuzz: &Path, targets: &[Target]) {
     let mut bins: Vec<String> = fs::read_dir(fuzz.join("fuzz_targets"))
         .expect("fuzz/fuzz_targets")
         .map(|e| e.expect("dir entry").path())

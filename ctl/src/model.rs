@@ -80,6 +80,10 @@ pub struct LunInfo {
     pub path_state: String,
     pub in_flight: u32,
     pub logical_unit: Option<String>,
+    /// The ALUA access state of the path's target port group; empty without ALUA.
+    pub access_state: String,
+    /// Its ALUA target port group; None without ALUA.
+    pub target_port_group: Option<u16>,
 }
 
 /// A path of a logical unit, as `lus --json` shows it.
@@ -92,6 +96,11 @@ pub struct LuPath {
     pub lun: u16,
     pub state: String,
     pub in_flight: u32,
+    /// ALUA access state of the path's target port group (`active/optimized`, `standby`, ...);
+    /// empty when the LU has no ALUA.
+    pub access_state: String,
+    /// ALUA target port group; null without ALUA.
+    pub target_port_group: Option<u16>,
 }
 
 /// A logical unit with its paths, as `lus` lists it.
@@ -273,6 +282,8 @@ impl Snapshot {
                     path_state: s(p, "PathState"),
                     in_flight: num(p, "InFlight"),
                     logical_unit: path(p, "LogicalUnit"),
+                    access_state: s(p, "AccessState"),
+                    target_port_group: u16::try_from(num::<i32>(p, "TargetPortGroup")).ok().filter(|_| p.contains_key("TargetPortGroup")),
                 });
             }
             if let Some(p) = ifaces.get(LOGICAL_UNIT_INTERFACE) {
@@ -323,6 +334,8 @@ impl Snapshot {
                     lun: l.lun,
                     state: l.path_state.clone(),
                     in_flight: l.in_flight,
+                    access_state: l.access_state.clone(),
+                    target_port_group: l.target_port_group,
                 });
             }
         }

@@ -17,10 +17,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
     write_stdout(&render(&snap, ctx.out.legend))
 }
 
-/// One row per path: WWID STATE POLICY DEVICE SIZE TARGET PORTAL PATH-STATE.
+/// One row per path: WWID STATE POLICY DEVICE SIZE TARGET PORTAL PATH-STATE ALUA.
 pub fn render(snap: &Snapshot, legend: bool) -> String {
     let mut t = Table::new(
-        &["WWID", "STATE", "POLICY", "DEVICE", "SIZE", "TARGET", "PORTAL", "PATH"],
+        &["WWID", "STATE", "POLICY", "DEVICE", "SIZE", "TARGET", "PORTAL", "PATH", "ALUA"],
         "logical units",
     );
     for lu in &snap.lus {
@@ -40,6 +40,12 @@ pub fn render(snap: &Snapshot, legend: bool) -> String {
                 p.target.clone(),
                 p.portal.clone(),
                 p.state.clone(),
+                match (p.access_state.as_str(), p.target_port_group) {
+                    ("", None) => "-".into(),
+                    ("", Some(g)) => format!("group {g}"),
+                    (s, None) => s.to_owned(),
+                    (s, Some(g)) => format!("{s} (group {g})"),
+                },
             ]);
         }
     }

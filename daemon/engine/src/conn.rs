@@ -57,6 +57,10 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// UNIT ATTENTION conditions reported by the target (news, not failures).
     pub unit_attentions: AtomicU64,
+    /// Of those and of NOT READY answers, the ones that say ALUA access states may have
+    /// changed (`Sense::is_alua_news`): the multipath layer reads the states again when this
+    /// moves.
+    pub alua_news: AtomicU64,
     /// Data-In payload bytes the kernel placed straight into callers' buffers.
     pub bytes_read_direct: AtomicU64,
     /// Times a raised receive low-water mark was dropped by its fallback timer: the target
@@ -1492,9 +1496,16 @@ impl ConnState {
         }
         // Unit attentions (LUN inventory or capacity changed, reset, ...) are news for the
         // session's owner even though the caller will simply retry the command.
-        if h.status == 2 && lunlink_scsi::Sense::parse(sense).is_ok_and(|x| x.is_unit_attention()) {
-            shared.stats.unit_attentions.fetch_add(1, Ordering::Relaxed);
-            let _ = events.send(SessionEvent::UnitAttention { lun, sense: sense.to_vec() });
+        if h.status == 2 {
+            if let Ok(x) = lunlink_scsi::Sense::parse(sense) {
+                if x.is_alua_news() {
+                    shared.stats.alua_news.fetch_add(1, Ordering::Relaxed);
+                }
+                if x.is_unit_attention() {
+                    shared.stats.unit_attentions.fetch_add(1, Ordering::Relaxed);
+                    let _ = events.send(SessionEvent::UnitAttention { lun, sense: sense.to_vec() });
+                }
+            }
         }
         Ok(())
     }

@@ -109,6 +109,17 @@ pub struct LunInfo {
     pub block_limits: Option<lunlink_scsi::BlockLimits>,
     /// Logical block provisioning VPD (0xB2) when the LU has it.
     pub provisioning: Option<lunlink_scsi::LogicalBlockProvisioning>,
+    /// TPGS of the standard INQUIRY data: 0 no ALUA, 1 implicit, 2 explicit, 3 both.
+    pub tpgs: u8,
+    /// The target port group of the port this session reaches the LU through (VPD 0x83).
+    pub target_port_group: Option<u16>,
+    /// The relative identifier of that target port (VPD 0x83).
+    pub relative_target_port: Option<u16>,
+}
+
+/// The target port group and relative target port among VPD 0x83 designators.
+fn alua_port(ids: &[lunlink_scsi::Designator]) -> (Option<u16>, Option<u16>) {
+    (ids.iter().find_map(|d| d.target_port_group()), ids.iter().find_map(|d| d.relative_target_port()))
 }
 
 impl Session {
@@ -206,6 +217,27 @@ impl Session {
         self.read_data(lun_no, cdb::inquiry_vpd(page, 4096), 4096).await
     }
 
+    /// REPORT TARGET PORT GROUPS (SPC-4 §6.27): the ALUA states of the LU's target port groups.
+    pub async fn report_target_port_groups(&self, lun_no: u16) -> Result<lunlink_scsi::TargetPortGroups, ScsiOpError> {
+        let mut alloc = lunlink_scsi::alua::RTPG_ALLOC as usize;
+        loop {
+            let c = cdb::report_target_port_groups(u32::try_from(alloc).unwrap_or(u32::MAX));
+            let buf = self.read_data(lun_no, c, alloc).await?;
+            match lunlink_scsi::alua::parse_target_port_groups(&buf) {
+                // 8 more: LIO leaves its extended header out of the length it reports.
+                Err(DataError::Truncated { needed, .. }) if alloc < needed && needed <= 1 << 20 => alloc = needed + 8,
+                r => return Ok(r?),
+            }
+        }
+    }
+
+    /// The target port group and relative target port this session reaches LU `lun_no`
+    /// through, from VPD page 0x83 read now.
+    pub async fn alua_port(&self, lun_no: u16) -> Result<(Option<u16>, Option<u16>), ScsiOpError> {
+        let b = self.inquiry_vpd(lun_no, 0x83).await?;
+        Ok(alua_port(&lunlink_scsi::inquiry::parse_device_identification(&b)?))
+    }
+
     /// READ CAPACITY(16), falling back to (10) for devices without it.
     pub async fn read_capacity(&self, lun_no: u16) -> Result<Capacity, ScsiOpError> {
         match self.read_data(lun_no, cdb::read_capacity16(32), 32).await {
@@ -229,6 +261,7 @@ impl Session {
             product: inq.product.clone(),
             revision: inq.revision.clone(),
             removable: inq.removable,
+            tpgs: inq.tpgs,
             ..LunInfo::default()
         };
         let pages = match self.inquiry_vpd(lun_no, 0x00).await {
@@ -244,6 +277,7 @@ impl Session {
             if let Ok(b) = self.inquiry_vpd(lun_no, 0x83).await {
                 if let Ok(ids) = lunlink_scsi::inquiry::parse_device_identification(&b) {
                     info.wwid = lunlink_scsi::inquiry::best_wwid(&ids).map(|w| w.to_string()).unwrap_or_default();
+                    (info.target_port_group, info.relative_target_port) = alua_port(&ids);
                 }
             }
         }

@@ -706,6 +706,19 @@ impl LunIface {
     fn path_state(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.path_state)
     }
+    /// The ALUA access state of this path's target port group (`active/optimized`,
+    /// `active/non-optimized`, `standby`, `unavailable`, `lba-dependent`, `offline`,
+    /// `transitioning`); empty when the LU has no ALUA or the state is not read yet.
+    #[zbus(property)]
+    fn access_state(&self) -> zbus::fdo::Result<String> {
+        Ok(self.view()?.access_state.to_owned())
+    }
+    /// The ALUA target port group this path goes through (VPD 0x83), -1 when the LU has no
+    /// ALUA or does not name one.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn target_port_group(&self) -> zbus::fdo::Result<i32> {
+        Ok(self.view()?.target_port_group.map_or(-1, i32::from))
+    }
     /// Commands of the logical unit in flight on this path; read on demand.
     #[zbus(property(emits_changed_signal = "false"))]
     fn in_flight(&self) -> zbus::fdo::Result<u32> {
@@ -939,6 +952,7 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
                         i.offline_changed(e).await?;
                         i.size_changed(e).await?;
                         i.path_state_changed(e).await?;
+                        i.access_state_changed(e).await?;
                     }
                 }
             }

@@ -241,6 +241,10 @@ pub struct LunView {
     pub path_state: String,
     /// Commands of its LU in flight on this path.
     pub in_flight: u32,
+    /// The ALUA access state of its target port group ("" without ALUA or not read yet).
+    pub access_state: &'static str,
+    /// Its target port group, when the LU has ALUA.
+    pub target_port_group: Option<u16>,
 }
 
 /// A logical unit as the adaptor shows it.
@@ -691,7 +695,9 @@ impl Manager {
         };
         if let Some(l) = st.lus.get_mut(&lu) {
             l.luns.push(id);
-            l.mp.add_path(Arc::new(lunlink_multipath::Path::new(id, session.clone(), info.lun)));
+            let path = lunlink_multipath::Path::new(id, session.clone(), info.lun);
+            path.set_alua(info.tpgs, info.target_port_group, info.relative_target_port);
+            l.mp.add_path(Arc::new(path));
         }
         (lu, new)
     }
@@ -849,7 +855,10 @@ impl Manager {
         });
         let mp = st.lus.get(&e.lu).map(|l| l.mp.clone());
         let path_state = mp.as_ref().and_then(|m| m.path_state(id)).map_or("", |p| p.as_str()).to_owned();
-        let in_flight = mp.as_ref().and_then(|m| m.paths().into_iter().find(|p| p.id == id)).map_or(0, |p| p.in_flight());
+        let path = mp.as_ref().and_then(|m| m.paths().into_iter().find(|p| p.id == id));
+        let in_flight = path.as_ref().map_or(0, |p| p.in_flight());
+        let access_state = path.as_ref().and_then(|p| p.access_state()).map_or("", |s| s.as_str());
+        let target_port_group = path.as_ref().filter(|p| p.has_alua()).and_then(|p| p.target_port_group());
         Some(LunView {
             info: e.info.clone(),
             size,
@@ -863,6 +872,8 @@ impl Manager {
             lu: e.lu,
             path_state,
             in_flight,
+            access_state,
+            target_port_group,
         })
     }
 
@@ -1361,22 +1372,26 @@ impl Manager {
 
     /// Holds (or releases) the IO of every path of session `sid` in the multipath layer.
     fn hold_paths(&self, sid: SessionId, hold: bool) {
-        let paths: Vec<Arc<lunlink_multipath::Path>> = {
+        let paths: Vec<(Arc<lunlink_multipath::LogicalUnit>, Arc<lunlink_multipath::Path>)> = {
             let st = self.lock();
             let Some(e) = st.sessions.get(&sid) else { return };
             e.luns
                 .iter()
                 .filter_map(|id| {
-                    let lu = st.luns.get(id)?.lu;
-                    st.lus.get(&lu)?.mp.paths().into_iter().find(|p| p.id == *id)
+                    let mp = &st.lus.get(&st.luns.get(id)?.lu)?.mp;
+                    Some((mp.clone(), mp.paths().into_iter().find(|p| p.id == *id)?))
                 })
                 .collect()
         };
-        for p in paths {
+        for (mp, p) in paths {
             if hold {
                 p.hold();
             } else {
                 p.release();
+                // A new nexus: its group's ALUA state may differ from before the relogin.
+                if p.has_alua() {
+                    mp.alua_news();
+                }
             }
         }
     }

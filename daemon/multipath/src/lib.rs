@@ -19,6 +19,13 @@
 //! - **Failback**: failed paths whose session is logged in are probed (TEST UNIT READY) every
 //!   [`Timers::check_interval`] and carry IO again once they answer. A path that failed three
 //!   times within a minute is held out for a minute, unless it is the last one.
+//! - **ALUA** (SPC-4 §5.16): a path whose LU reports target port groups
+//!   ([`Path::set_alua`]) carries IO by its group's access state: active/optimized paths while
+//!   any is usable, then active/non-optimized; never standby, unavailable, offline or
+//!   transitioning ones. The states are read with REPORT TARGET PORT GROUPS when a path comes,
+//!   when a session reports news (UNIT ATTENTION 2A/06 and the like, counted by the engine),
+//!   when a command meets NOT READY 04/0A-0C (it goes to another path at once, without failing
+//!   its path), and every check interval while no path is active/optimized.
 //! - **No usable path**: IO waits (the LU is `queueing`) for [`Timers::no_path_timeout`], then
 //!   fails; [`LogicalUnit::fail_queued`] fails waiting IO at once. An LU with a single path
 //!   keeps the session's own rules (its replacement timeout decides).
@@ -32,7 +39,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use lunlink_engine::{CommandError, LinkState, ScsiOpError, Session};
-use lunlink_scsi::Disposition;
+use lunlink_scsi::{AccessState, Disposition, ScsiError};
 use tokio::time::Instant;
 
 /// How a command picks among the usable paths.
@@ -173,6 +180,22 @@ struct Health {
     held_until: Option<Instant>,
 }
 
+/// `Path::alua` when the LU has no ALUA (TPGS 0): every path is as good as the others.
+const NO_ALUA: u8 = 0xff;
+/// `Path::alua` when the LU has ALUA and this path's state is not known yet.
+const ALUA_UNKNOWN: u8 = 0xfe;
+/// The PREF bit kept with the state code in `Path::alua`.
+const ALUA_PREF: u8 = 0x80;
+
+/// Where a path stands in its LU's target port groups.
+#[derive(Debug, Default, Clone, Copy)]
+struct AluaPort {
+    /// Target port group, from VPD 0x83.
+    group: Option<u16>,
+    /// Relative target port, from VPD 0x83 (finds the group when the target names only it).
+    port: Option<u16>,
+}
+
 /// One path to the LU: a session and the LU's number there.
 pub struct Path {
     pub id: u64,
@@ -180,11 +203,74 @@ pub struct Path {
     pub lun: u16,
     in_flight: AtomicU32,
     health: Mutex<Health>,
+    /// The ALUA state code of its group (with `ALUA_PREF`), `NO_ALUA` or `ALUA_UNKNOWN`.
+    alua: AtomicU8,
+    port: Mutex<AluaPort>,
+    /// The session's `alua_news` counter when this path's states were last read.
+    news_seen: AtomicU64,
 }
 
 impl Path {
     pub fn new(id: u64, session: Session, lun: u16) -> Path {
-        Path { id, session, lun, in_flight: AtomicU32::new(0), health: Mutex::default() }
+        Path {
+            id,
+            session,
+            lun,
+            in_flight: AtomicU32::new(0),
+            health: Mutex::default(),
+            alua: AtomicU8::new(NO_ALUA),
+            port: Mutex::default(),
+            news_seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Tells the path about ALUA from what its session read of the LU: TPGS of the standard
+    /// INQUIRY data (0: no ALUA) and the target port group and relative target port of VPD
+    /// page 0x83. With ALUA, the path carries no IO before its LU's states were read (see
+    /// [`LogicalUnit::alua_news`]) unless nothing better is known.
+    pub fn set_alua(&self, tpgs: u8, group: Option<u16>, port: Option<u16>) {
+        *self.port.lock().unwrap_or_else(|e| e.into_inner()) = AluaPort { group, port };
+        let code = if tpgs & 3 == 0 { NO_ALUA } else { ALUA_UNKNOWN };
+        self.alua.store(code, Ordering::Relaxed);
+    }
+
+    /// The ALUA access state of its target port group, when the LU has ALUA and it is known.
+    pub fn access_state(&self) -> Option<AccessState> {
+        match self.alua.load(Ordering::Relaxed) {
+            NO_ALUA | ALUA_UNKNOWN => None,
+            c => Some(AccessState::from_code(c)),
+        }
+    }
+
+    /// Whether the LU has ALUA (states are read for this path).
+    pub fn has_alua(&self) -> bool {
+        self.alua.load(Ordering::Relaxed) != NO_ALUA
+    }
+
+    /// Its target port group (VPD 0x83), when the LU has ALUA.
+    pub fn target_port_group(&self) -> Option<u16> {
+        self.port.lock().unwrap_or_else(|e| e.into_inner()).group
+    }
+
+    /// How good the path is for IO by ALUA, lower is better; None: no IO through it. Without
+    /// ALUA every path ranks 0; active/optimized ranks 0-1 (preferred first), non-optimized
+    /// 2-3, not read yet 4.
+    fn rank(&self) -> Option<u8> {
+        match self.alua.load(Ordering::Relaxed) {
+            NO_ALUA => Some(0),
+            ALUA_UNKNOWN => Some(4),
+            c => AccessState::from_code(c).io_rank().map(|r| 2 * r + u8::from(c & ALUA_PREF == 0)),
+        }
+    }
+
+    fn set_access_state(&self, s: AccessState, preferred: bool) -> bool {
+        let code = s.code() | if preferred { ALUA_PREF } else { 0 };
+        self.alua.swap(code, Ordering::Relaxed) != code
+    }
+
+    /// Whether its session reported ALUA news since its states were last read.
+    fn has_news(&self) -> bool {
+        self.has_alua() && self.session.stats().alua_news.load(Ordering::Relaxed) != self.news_seen.load(Ordering::Relaxed)
     }
 
     /// Commands of this LU in flight on this path.
@@ -294,6 +380,8 @@ pub struct LogicalUnit {
     timers: Timers,
     /// Bumped whenever a path's or the LU's state may have changed (for the D-Bus objects).
     changes: tokio::sync::watch::Sender<u64>,
+    /// Wakes the checker to read the ALUA states now.
+    alua_wake: tokio::sync::Notify,
 }
 
 /// Counts a command in flight on a path while it lives.
@@ -333,6 +421,7 @@ impl LogicalUnit {
             fail_gen: AtomicU64::new(0),
             timers,
             changes: tokio::sync::watch::Sender::new(0),
+            alua_wake: tokio::sync::Notify::new(),
         });
         tokio::spawn(check_paths(Arc::downgrade(&lu)));
         lu
@@ -352,8 +441,18 @@ impl LogicalUnit {
     }
 
     pub fn add_path(&self, p: Arc<Path>) {
+        let alua = p.has_alua();
         self.paths.write().unwrap_or_else(|e| e.into_inner()).push(p);
         self.changed();
+        if alua {
+            self.alua_news();
+        }
+    }
+
+    /// The ALUA states may have changed (a path came back, the target said so): they are read
+    /// again soon, off the caller's task.
+    pub fn alua_news(&self) {
+        self.alua_wake.notify_one();
     }
 
     /// Removes path `id`; true when the LU has no path left.
@@ -398,12 +497,17 @@ impl LogicalUnit {
         let now = Instant::now();
         let paths = self.read();
         let usable = paths.iter().filter(|p| p.usable(now)).count();
+        let carrying = paths.iter().filter(|p| p.usable(now) && p.rank().is_some()).count();
         if self.queued() > 0 {
             // IO waits for a path that answers.
             LuState::Queueing
         } else if !paths.is_empty() && usable == paths.len() {
             LuState::Optimal
+        } else if usable > 0 && carrying > 0 {
+            LuState::Degraded
         } else if usable > 0 {
+            // Paths are up, but ALUA lets none of them carry IO (all standby or in transition):
+            // IO that comes waits for a state change.
             LuState::Degraded
         } else {
             LuState::Failed
@@ -415,11 +519,17 @@ impl LogicalUnit {
         let now = Instant::now();
         let paths = self.read();
         let p = paths.iter().find(|p| p.id == id)?;
+        let best = paths.iter().filter(|q| q.usable(now)).filter_map(|q| q.rank()).min();
         Some(if !p.logged_in() || p.health().failed || p.is_held() {
             PathState::Failed
         } else if !p.usable(now) {
             PathState::HeldOut
-        } else if self.policy() == Policy::Failover && paths.iter().find(|q| q.usable(now)).is_some_and(|q| q.id != id) {
+        } else if p.rank().is_none() || p.rank() > best {
+            // ALUA sends IO elsewhere (or nowhere) for now.
+            PathState::Standby
+        } else if self.policy() == Policy::Failover
+            && paths.iter().find(|q| q.usable(now) && q.rank() == best).is_some_and(|q| q.id != id)
+        {
             PathState::Standby
         } else {
             PathState::Active
@@ -432,27 +542,35 @@ impl LogicalUnit {
         // A single path keeps the session's own rules: its IO waits in the session while it
         // reconnects, and fails when its replacement timeout says so (but not while its LU
         // identity is being checked after a relogin).
+        // ALUA keeping its only path from IO (standby, in transition, ...) makes it wait like
+        // any LU without a usable path.
         if paths.len() == 1 {
-            return paths.first().filter(|p| !(p.is_held() && p.logged_in())).cloned();
+            return paths.first().filter(|p| !(p.is_held() && p.logged_in()) && p.rank().is_some()).cloned();
         }
-        let mut usable = paths.iter().filter(|p| p.usable(now)).peekable();
-        if usable.peek().is_none() {
-            // The last resort: a held-out path whose session is up and which is not failed.
-            return paths.iter().find(|p| p.logged_in() && !p.health().failed && !p.is_held()).cloned();
-        }
+        // ALUA: only the best access state present carries IO.
+        let Some(best) = paths.iter().filter(|p| p.usable(now)).filter_map(|p| p.rank()).min() else {
+            // The last resort: a held-out path whose session is up, which is not failed and
+            // which ALUA lets carry IO. None: IO waits.
+            return paths
+                .iter()
+                .find(|p| p.logged_in() && !p.health().failed && !p.is_held() && p.rank().is_some())
+                .cloned();
+        };
+        let mut usable = paths.iter().filter(|p| p.usable(now) && p.rank() == Some(best));
         match self.policy() {
             Policy::Failover => usable.next().cloned(),
             Policy::QueueDepth => usable.min_by_key(|p| p.in_flight()).cloned(),
             Policy::RoundRobin => {
-                let n = paths.iter().filter(|p| p.usable(now)).count();
+                let n = usable.count();
                 let k = self.next.fetch_add(1, Ordering::Relaxed) % n.max(1);
-                paths.iter().filter(|p| p.usable(now)).nth(k).cloned()
+                paths.iter().filter(|p| p.usable(now) && p.rank() == Some(best)).nth(k).cloned()
             }
         }
     }
 
+    /// Whether a path other than `id` can carry IO now.
     fn other_usable(&self, id: u64, now: Instant) -> bool {
-        self.read().iter().any(|p| p.id != id && p.usable(now))
+        self.read().iter().any(|p| p.id != id && p.usable(now) && p.rank().is_some())
     }
 
     /// A new command's progress record.
@@ -530,6 +648,26 @@ impl LogicalUnit {
                 Err(moved) => return moved,
             }
         };
+        if p.has_news() {
+            self.alua_news();
+        }
+        // NOT READY for an ALUA reason (standby, unavailable, offline, or still in transition
+        // after the engine's retries): the path is fine, its group just takes no IO now.
+        let alua = match &r {
+            Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s))) if p.has_alua() => s.alua_state(),
+            _ => None,
+        };
+        if let Some(state) = alua {
+            if p.set_access_state(state, false) {
+                tracing::info!(lu = %self.key, path = p.id, "path reports ALUA state {}", state.as_str());
+                self.changed();
+            }
+            self.alua_news();
+            if a.tries < 16 {
+                a.tries += 1;
+                return Tried::Again;
+            }
+        }
         match r {
             Ok(v) => Tried::Done(Ok(v)),
             // Another path exists (the failed one may already be gone: a path logged out
@@ -590,17 +728,111 @@ impl LogicalUnit {
     }
 }
 
-/// Probes failed paths whose session is logged in, every check interval, until the LU goes.
+/// While IO waits for an ALUA state change (no path may carry IO), the states are read this
+/// often; the target may not tell (the group that became active has no commands to report on).
+const ALUA_WAITING_POLL: Duration = Duration::from_millis(500);
+
+impl LogicalUnit {
+    /// Whether the ALUA states should be read again without news: some path is in
+    /// transition or not read yet, or no path is active/optimized (the states are then polled
+    /// so that IO returns to an optimized group soon after it is one again).
+    fn alua_unsettled(&self) -> bool {
+        let now = Instant::now();
+        let paths = self.read();
+        paths.iter().any(|p| p.has_alua())
+            && (paths.iter().any(|p| matches!(p.alua.load(Ordering::Relaxed), ALUA_UNKNOWN) || p.access_state() == Some(AccessState::Transitioning))
+                || !paths.iter().any(|p| p.usable(now) && p.rank().is_some_and(|r| r < 2)))
+    }
+
+    /// Reads the ALUA states of every logged-in ALUA path: REPORT TARGET PORT GROUPS through
+    /// the path, then its own group's state.
+    async fn read_alua(&self) {
+        // Failed paths are left to the probe (which asks for this read once they answer).
+        let now = Instant::now();
+        let paths: Vec<Arc<Path>> = self.read().iter().filter(|p| p.has_alua() && p.usable(now)).cloned().collect();
+        let mut changed = false;
+        for p in paths {
+            let news = p.session.stats().alua_news.load(Ordering::Relaxed);
+            let bound = self.timers.check_interval.max(Duration::from_secs(1));
+            let groups = match tokio::time::timeout(bound, p.session.report_target_port_groups(p.lun)).await {
+                Ok(Ok(g)) => g,
+                Ok(Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s)))) if s.key == lunlink_scsi::SenseKey::IllegalRequest => {
+                    // TPGS said ALUA, the command says no: every path is as good as another.
+                    tracing::warn!(lu = %self.key, path = p.id, "REPORT TARGET PORT GROUPS is not supported ({s}): ALUA states ignored");
+                    p.alua.store(NO_ALUA, Ordering::Relaxed);
+                    changed = true;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(lu = %self.key, path = p.id, "REPORT TARGET PORT GROUPS failed: {e}");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            p.news_seen.store(news, Ordering::Relaxed);
+            let port = *p.port.lock().unwrap_or_else(|e| e.into_inner());
+            let g = match (port.group, port.port) {
+                (Some(id), _) => groups.group(id),
+                (None, Some(rel)) => groups.group_of_port(rel),
+                (None, None) if groups.groups.len() == 1 => groups.groups.first(),
+                (None, None) => None,
+            };
+            let Some(g) = g else { continue };
+            if p.set_access_state(g.state, g.preferred) {
+                tracing::info!(lu = %self.key, path = p.id, group = g.id, "ALUA state {}", g.state.as_str());
+                changed = true;
+            }
+        }
+        if changed {
+            self.changed();
+        }
+    }
+}
+
+/// Probes failed paths whose session is logged in, every check interval, and reads the ALUA
+/// states when there is news, until the LU goes.
 async fn check_paths(lu: Weak<LogicalUnit>) {
+    let mut next_probe = Instant::now();
     loop {
-        let Some(interval) = lu.upgrade().map(|l| l.timers.check_interval) else { return };
-        tokio::time::sleep(interval).await;
         let Some(l) = lu.upgrade() else { return };
+        let interval = l.timers.check_interval;
+        if next_probe <= Instant::now() {
+            next_probe = Instant::now() + interval;
+        }
+        let wait = if l.alua_unsettled() { ALUA_WAITING_POLL.min(interval) } else { interval };
+        let woken = {
+            let notified = l.alua_wake.notified();
+            tokio::select! {
+                () = notified => true,
+                () = tokio::time::sleep(wait) => false,
+            }
+        };
+        drop(l);
+        let Some(l) = lu.upgrade() else { return };
+        if woken || l.alua_unsettled() || l.read().iter().any(|p| p.has_news()) {
+            l.read_alua().await;
+        }
+        if Instant::now() < next_probe {
+            continue;
+        }
         let failed: Vec<Arc<Path>> = l.read().iter().filter(|p| p.health().failed && p.logged_in()).cloned().collect();
         for p in failed {
             let probe = tokio::time::timeout(interval, p.session.test_unit_ready(p.lun)).await;
-            if matches!(probe, Ok(Ok(()))) {
+            // A path whose group takes no IO now (NOT READY standby, ...) answers all the same:
+            // ALUA decides whether it carries IO.
+            let alua = match &probe {
+                Ok(Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s)))) if p.has_alua() => s.alua_state(),
+                _ => None,
+            };
+            if let Some(state) = alua {
+                p.set_access_state(state, false);
+                l.alua_news();
+            }
+            if matches!(probe, Ok(Ok(()))) || alua.is_some() {
                 p.health().failed = false;
+                if p.has_alua() {
+                    l.alua_news();
+                }
                 tracing::info!(lu = %l.key, path = p.id, "path answers again: back in use");
                 l.changed();
             }

@@ -24,6 +24,9 @@ pub mod opcode {
     pub const WRITE_SAME_16: u8 = 0x93;
     pub const SERVICE_ACTION_IN_16: u8 = 0x9e;
     pub const REPORT_LUNS: u8 = 0xa0;
+    pub const MAINTENANCE_IN: u8 = 0xa3;
+    /// MAINTENANCE IN service action for REPORT TARGET PORT GROUPS (SPC-4 §6.27).
+    pub const SA_REPORT_TARGET_PORT_GROUPS: u8 = 0x0a;
     /// SERVICE ACTION IN(16) service action for READ CAPACITY(16) (SBC-3 §5.16).
     pub const SA_READ_CAPACITY_16: u8 = 0x10;
 }
@@ -103,7 +106,7 @@ impl Cdb {
         Some(match self.opcode() {
             TEST_UNIT_READY | SYNCHRONIZE_CACHE_10 | SYNCHRONIZE_CACHE_16 => DataDirection::NoData,
             REQUEST_SENSE | INQUIRY | MODE_SENSE_6 | MODE_SENSE_10 | READ_CAPACITY_10 | READ_10 | READ_16
-            | SERVICE_ACTION_IN_16 | REPORT_LUNS => DataDirection::Read,
+            | SERVICE_ACTION_IN_16 | REPORT_LUNS | MAINTENANCE_IN => DataDirection::Read,
             WRITE_10 | WRITE_16 | UNMAP => DataDirection::Write,
             // NDOB: no data-out buffer, the device writes zeros (SBC-3 §5.45).
             WRITE_SAME_16 if self.bytes[1] & 0x01 != 0 => DataDirection::NoData,
@@ -177,6 +180,17 @@ pub fn read_capacity16(alloc_len: u32) -> Cdb {
     b[0] = opcode::SERVICE_ACTION_IN_16;
     b[1] = opcode::SA_READ_CAPACITY_16;
     put32(&mut b, 10, alloc_len);
+    Cdb::from_array(b)
+}
+
+/// REPORT TARGET PORT GROUPS (SPC-4 §6.27), asking for the extended header (PARAMETER DATA
+/// FORMAT 001b), which carries the implicit transition time; targets that do not know it answer
+/// in the length-only format, which [`crate::alua::parse_target_port_groups`] also reads.
+pub fn report_target_port_groups(alloc_len: u32) -> Cdb {
+    let mut b = [0u8; 12];
+    b[0] = opcode::MAINTENANCE_IN;
+    b[1] = 0x20 | opcode::SA_REPORT_TARGET_PORT_GROUPS;
+    put32(&mut b, 6, alloc_len);
     Cdb::from_array(b)
 }
 
@@ -369,6 +383,15 @@ mod tests {
         assert_eq!(hex(read_capacity10()), "25000000000000000000");
         assert_eq!(hex(read_capacity16(32)), "9e100000000000000000000000200000");
         assert_eq!(hex(mode_sense10(0x0a, 0, true, 255)), "5a080a0000000000ff00");
+    }
+
+    /// MAINTENANCE IN, service action 0x0a with PARAMETER DATA FORMAT 001b in the top bits of
+    /// byte 1, allocation length in bytes 6-9 (SPC-4 §6.27.1, table 254).
+    #[test]
+    fn report_target_port_groups_cdb() {
+        let c = report_target_port_groups(0x1234);
+        assert_eq!(hex(c), "a32a00000000000012340000");
+        assert_eq!(c.direction(), Some(DataDirection::Read));
     }
 
     #[test]

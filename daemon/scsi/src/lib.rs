@@ -10,6 +10,7 @@
 //! - [`capacity`]: READ CAPACITY(10)/(16) data.
 //! - [`report_luns`]: REPORT LUNS data and single-level LUN numbers (SAM-5 §4.7).
 //! - [`mode`]: MODE SENSE(6)/(10) headers and the Caching mode page.
+//! - [`alua`]: ALUA access states and REPORT TARGET PORT GROUPS data.
 //! - [`sense`] and [`status`]: sense data and SCSI status codes.
 //! - [`error`]: [`DataError`] for malformed data and [`ScsiError`], the classification of a
 //!   failed command shared by the upper layers (retry or not, which errno).
@@ -18,6 +19,7 @@
 
 mod bytes;
 
+pub mod alua;
 pub mod capacity;
 pub mod cdb;
 pub mod error;
@@ -27,6 +29,7 @@ pub mod report_luns;
 pub mod sense;
 pub mod status;
 
+pub use alua::{AccessState, TargetPortGroup, TargetPortGroups};
 pub use capacity::Capacity;
 pub use cdb::{Cdb, DataDirection};
 pub use error::{DataError, Disposition, ScsiError};

@@ -10,6 +10,7 @@ use lunlink_scsi::{
     decode_lun, encode_lun, parse_report_luns, BlockDeviceCharacteristics, BlockLimits, Capacity, DataError,
     LogicalBlockProvisioning, ModeSense, ScsiError, Sense, SenseKey, StandardInquiry,
 };
+use lunlink_scsi::alua::{parse_target_port_groups, AccessState};
 
 /// A fuzz target: its name (`fuzz_targets/<name>.rs`) and what it does with an input.
 pub type Target = (&'static str, fn(&[u8]));
@@ -21,6 +22,7 @@ pub const TARGETS: &[Target] = &[
     ("report_luns", report_luns),
     ("capacity", capacity),
     ("mode_sense", mode_sense),
+    ("target_port_groups", target_port_groups),
 ];
 
 /// Sense data, fixed and descriptor format (SPC-4 §4.5), and the classification of a CHECK
@@ -142,5 +144,21 @@ pub fn mode_sense(b: &[u8]) {
             assert_eq!(m.find_page(p.code, p.subpage).map(|q| q.code), Some(p.code));
         }
         let _ = m.caching();
+    }
+}
+
+/// REPORT TARGET PORT GROUPS parameter data (SPC-4 §6.27), extended or length-only format.
+pub fn target_port_groups(b: &[u8]) {
+    match parse_target_port_groups(b) {
+        Ok(t) => {
+            let ports: usize = t.groups.iter().map(|g| 8 + 4 * g.ports.len()).sum();
+            assert!(4 + ports <= b.len());
+            for g in &t.groups {
+                assert_eq!(AccessState::from_code(g.state.code()), g.state);
+                assert!(!g.state.as_str().is_empty());
+            }
+        }
+        Err(DataError::Truncated { needed, got, .. }) => assert!(needed > got && got == b.len()),
+        Err(_) => {}
     }
 }

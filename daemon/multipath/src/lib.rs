@@ -25,7 +25,8 @@
 //!   transitioning ones. The states are read with REPORT TARGET PORT GROUPS when a path comes,
 //!   when a session reports news (UNIT ATTENTION 2A/06 and the like, counted by the engine),
 //!   when a command meets NOT READY 04/0A-0C (it goes to another path at once, without failing
-//!   its path), and every check interval while no path is active/optimized.
+//!   its path), and without news every 0.2 s while IO waits for a group to become active,
+//!   every check interval while no path is active/optimized.
 //! - **No usable path**: IO waits (the LU is `queueing`) for [`Timers::no_path_timeout`], then
 //!   fails; [`LogicalUnit::fail_queued`] fails waiting IO at once. An LU with a single path
 //!   keeps the session's own rules (its replacement timeout decides).
@@ -728,20 +729,33 @@ impl LogicalUnit {
     }
 }
 
-/// While IO waits for an ALUA state change (no path may carry IO), the states are read this
-/// often; the target may not tell (the group that became active has no commands to report on).
-const ALUA_WAITING_POLL: Duration = Duration::from_millis(500);
+/// How often the ALUA states are read without news while IO waits for a state change (no
+/// path may carry IO): the target may not tell, since the group that became active has no
+/// commands to report on.
+const ALUA_WAITING_POLL: Duration = Duration::from_millis(200);
+/// ... while a path is in transition or its state was not read yet.
+const ALUA_UNSETTLED_POLL: Duration = Duration::from_millis(500);
 
 impl LogicalUnit {
-    /// Whether the ALUA states should be read again without news: some path is in
-    /// transition or not read yet, or no path is active/optimized (the states are then polled
-    /// so that IO returns to an optimized group soon after it is one again).
-    fn alua_unsettled(&self) -> bool {
+    /// How soon the ALUA states should be read again without news, if at all: fast while IO
+    /// waits for a group to become active, soon while a path is in transition or not read yet,
+    /// every check interval while no path is active/optimized (so that IO returns to an
+    /// optimized group soon after it is one again); never otherwise (news drives the reads).
+    fn alua_poll(&self) -> Option<Duration> {
         let now = Instant::now();
         let paths = self.read();
-        paths.iter().any(|p| p.has_alua())
-            && (paths.iter().any(|p| matches!(p.alua.load(Ordering::Relaxed), ALUA_UNKNOWN) || p.access_state() == Some(AccessState::Transitioning))
-                || !paths.iter().any(|p| p.usable(now) && p.rank().is_some_and(|r| r < 2)))
+        if !paths.iter().any(|p| p.has_alua()) {
+            return None;
+        }
+        if self.queued() > 0 {
+            Some(ALUA_WAITING_POLL)
+        } else if paths.iter().any(|p| p.alua.load(Ordering::Relaxed) == ALUA_UNKNOWN || p.access_state() == Some(AccessState::Transitioning)) {
+            Some(ALUA_UNSETTLED_POLL)
+        } else if !paths.iter().any(|p| p.usable(now) && p.rank().is_some_and(|r| r < 2)) {
+            Some(self.timers.check_interval)
+        } else {
+            None
+        }
     }
 
     /// Reads the ALUA states of every logged-in ALUA path: REPORT TARGET PORT GROUPS through
@@ -799,7 +813,8 @@ async fn check_paths(lu: Weak<LogicalUnit>) {
         if next_probe <= Instant::now() {
             next_probe = Instant::now() + interval;
         }
-        let wait = if l.alua_unsettled() { ALUA_WAITING_POLL.min(interval) } else { interval };
+        let poll = l.alua_poll();
+        let wait = poll.map_or(interval, |p| p.min(interval));
         let woken = {
             let notified = l.alua_wake.notified();
             tokio::select! {
@@ -809,7 +824,7 @@ async fn check_paths(lu: Weak<LogicalUnit>) {
         };
         drop(l);
         let Some(l) = lu.upgrade() else { return };
-        if woken || l.alua_unsettled() || l.read().iter().any(|p| p.has_news()) {
+        if woken || poll.is_some() || l.read().iter().any(|p| p.has_news()) {
             l.read_alua().await;
         }
         if Instant::now() < next_probe {

@@ -138,6 +138,57 @@ CONF
     at_exit "kill $(echo "$_out" | sed -n 2p) 2>/dev/null"
 }
 
+# --- LIO (the kernel's iSCSI target, configured through configfs) -----------------------------
+
+LIO=/sys/kernel/config/target
+# lio_start: mount configfs (the scenario lists configfs target_core_mod target_core_file
+# iscsi_target_mod under "# modules:") and take LIO's targets down when the scenario ends.
+lio_start() {
+    grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs none /sys/kernel/config ||
+        die "cannot mount configfs on /sys/kernel/config"
+    [ -d "$LIO" ] || die "no LIO tree at $LIO (target_core_mod not loaded?)"
+    at_exit lio_clear
+}
+# lio_backstore NAME MIB: a fileio backstore NAME on a MIB MiB file ($VM_TMP/lio-NAME.img),
+# with a unit serial as targetcli sets one: without it LIO lists no VPD pages (no WWID).
+lio_backstore() {
+    make_file "$VM_TMP/lio-$1.img" "$2"
+    _d=$LIO/core/fileio_0/$1
+    mkdir -p "$_d" &&
+        echo "fd_dev_name=$VM_TMP/lio-$1.img,fd_dev_size=$(($2 << 20))" >"$_d/control" &&
+        echo 1 >"$_d/enable" &&
+        echo "lunlink-$(printf %s "$1" | md5sum | cut -c1-16)" >"$_d/wwn/vpd_unit_serial" ||
+        die "cannot create the LIO backstore $1"
+}
+# lio_tpg IQN TPGT PORTAL BACKSTORE: portal group TPGT of target IQN on PORTAL, BACKSTORE as
+# LUN 0, open to every initiator (demo mode) without authentication; lio_enable starts it.
+lio_tpg() {
+    _p=$LIO/iscsi/$1/tpgt_$2
+    mkdir -p "$_p/lun/lun_0" && ln -s "$LIO/core/fileio_0/$4" "$_p/lun/lun_0/lu" &&
+        echo 0 >"$_p/attrib/authentication" && echo 1 >"$_p/attrib/generate_node_acls" &&
+        echo 0 >"$_p/attrib/demo_mode_write_protect" && mkdir "$_p/np/$3" ||
+        die "cannot create LIO portal group $1 tpgt_$2 on $3"
+}
+lio_enable() { echo 1 >"$LIO/iscsi/$1/tpgt_$2/enable" || die "cannot enable LIO $1 tpgt_$2"; }
+# lio_clear: take every LIO target and backstore down (also when a scenario left them half made).
+lio_clear() {
+    for _t in "$LIO"/iscsi/iqn.*; do
+        [ -d "$_t" ] || continue
+        for _g in "$_t"/tpgt_*; do
+            echo 0 >"$_g/enable" 2>/dev/null
+            for _n in "$_g"/np/*; do rmdir "$_n" 2>/dev/null; done
+            for _l in "$_g"/lun/lun_*; do rm -f "$_l"/lu 2>/dev/null; rmdir "$_l" 2>/dev/null; done
+            rmdir "$_g" 2>/dev/null
+        done
+        rmdir "$_t" 2>/dev/null
+    done
+    for _b in "$LIO"/core/fileio_*/*; do
+        [ -d "$_b" ] || continue
+        for _a in "$_b"/alua/*; do [ "${_a##*/}" = default_tg_pt_gp ] || rmdir "$_a" 2>/dev/null; done
+        rmdir "$_b" 2>/dev/null
+    done
+}
+
 # --- lunlink and block devices --------------------------------------------------------------
 
 # dev_of LUN: the /dev/ublkbN lunlinkctl shows for LUN (one line per path), or nothing.

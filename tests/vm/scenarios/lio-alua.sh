@@ -16,46 +16,25 @@ IQN=iqn.2024-01.org.lunlink.vm:lio-alua
 A=127.0.0.1:3260
 B=127.0.0.2:3260
 MIB=64
-CFG=/sys/kernel/config
-T=$CFG/target
 
 # --- LIO through configfs ------------------------------------------------------------------
-mountpoint -q $CFG || mount -t configfs none $CFG || die "cannot mount configfs on $CFG"
-[ -d $T ] || die "no LIO tree at $T (target_core_mod not loaded?)"
-at_exit "lio_clear"
-lio_clear() {
-    for t in 1 2; do
-        echo 0 >"$T/iscsi/$IQN/tpgt_$t/enable" 2>/dev/null
-        rm -f "$T/iscsi/$IQN/tpgt_$t/lun/lun_0/lu" 2>/dev/null
-    done
-}
-make_file "$VM_TMP/lio.img" "$MIB"
-D=$T/core/fileio_0/lu
-mkdir -p $D || die "cannot create the fileio backstore"
-echo "fd_dev_name=$VM_TMP/lio.img,fd_dev_size=$((MIB << 20))" >$D/control || die "fileio control"
-echo 1 >$D/enable || die "cannot enable the fileio backstore"
-# A unit serial, as targetcli sets one: without it LIO lists no VPD pages (no WWID, no target
-# port group designators).
-echo "lunlink-vm-lio-alua-0001" >$D/wwn/vpd_unit_serial || die "cannot set the unit serial"
+lio_start
+lio_backstore lu "$MIB"
+D=$LIO/core/fileio_0/lu
 for g in a:1 b:2; do
     mkdir -p "$D/alua/grp_${g%:*}" && echo "${g#*:}" >"$D/alua/grp_${g%:*}/tg_pt_gp_id" ||
         die "cannot create ALUA group ${g%:*}"
 done
-for t in 1 2; do
-    P=$T/iscsi/$IQN/tpgt_$t
-    mkdir -p "$P/lun/lun_0" || die "cannot create $P"
-    ln -s "$D" "$P/lun/lun_0/lu" || die "cannot map the LU into tpgt_$t"
-    echo 0 >"$P/attrib/authentication" && echo 1 >"$P/attrib/generate_node_acls" &&
-        echo 0 >"$P/attrib/demo_mode_write_protect" || die "cannot open tpgt_$t to every initiator"
-done
-mkdir "$T/iscsi/$IQN/tpgt_1/np/$A" && mkdir "$T/iscsi/$IQN/tpgt_2/np/$B" || die "cannot add the portals"
-echo grp_a >"$T/iscsi/$IQN/tpgt_1/lun/lun_0/alua_tg_pt_gp" &&
-    echo grp_b >"$T/iscsi/$IQN/tpgt_2/lun/lun_0/alua_tg_pt_gp" || die "cannot put the ports in ALUA groups"
+lio_tpg "$IQN" 1 "$A" lu
+lio_tpg "$IQN" 2 "$B" lu
+echo grp_a >"$LIO/iscsi/$IQN/tpgt_1/lun/lun_0/alua_tg_pt_gp" &&
+    echo grp_b >"$LIO/iscsi/$IQN/tpgt_2/lun/lun_0/alua_tg_pt_gp" || die "cannot put the ports in ALUA groups"
 # alua GROUP STATE: set a group's access state (0 active/optimized, 2 standby), as an array
 # would on a controller failover.
 alua() { echo "$2" >"$D/alua/grp_$1/alua_access_state"; }
 alua a 0 && alua b 2 || die "cannot set the ALUA states"
-for t in 1 2; do echo 1 >"$T/iscsi/$IQN/tpgt_$t/enable" || die "cannot enable tpgt_$t"; done
+lio_enable "$IQN" 1
+lio_enable "$IQN" 2
 pass "LIO exports one LU through $A (ALUA group a, active/optimized) and $B (group b, standby)"
 
 # --- lunlink -----------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 # groups, A active/optimized and B standby. lunlink must see both paths as one device, send IO
 # only through A, and, when the states are flipped in configfs while fio writes with crc32c
 # verification, move the IO to the newly optimized group within 2 s with no error. The second
-# flip leaves no group active for 1 s (IO waits), then makes A optimized again.
+# flip leaves no group active for 1 s (IO waits), then makes A optimized again; the third takes
+# A to non-optimized through a 2 s transition (NOT READY 04/0A meanwhile).
 # Figures: how long IO took to reach the new optimized path after each flip.
 # needs: dbus-daemon fio
 # modules: configfs target_core_mod target_core_file iscsi_target_mod
@@ -62,7 +63,7 @@ check "two ALUA paths give one block device ($dev)" test "$(echo "$dev" | wc -l)
 check "lus shows the target port groups" sh -c "lunlinkctl --no-legend lus | grep -q 'standby (group 2)'"
 
 fio --name=alua --filename="$dev" --rw=randwrite --bs=4k --iodepth=32 --ioengine=libaio \
-    --direct=1 --size=32m --runtime=40 --time_based --verify=crc32c --do_verify=1 \
+    --direct=1 --size=32m --runtime=45 --time_based --verify=crc32c --do_verify=1 \
     --verify_fatal=1 --output-format=terse,normal >"$VM_TMP/fio-alua.out" 2>&1 &
 FIO=$!
 at_exit "kill $FIO 2>/dev/null"
@@ -107,13 +108,27 @@ check "IO reaches A within 2 s of A becoming optimized again ($ms ms)" test "$ms
 wait_for 10 states_are "active/optimized/active standby/standby" ||
     { lunlinkctl lus; fail "the paths do not show A optimized, B standby again"; }
 
+# Flip 3: A goes from active/optimized to active/non-optimized through a 2 s transition (LIO's
+# trans_delay_msecs), B still standby: commands meet NOT READY 04/0A (in transition) and are
+# retried until it settles, without an error.
+echo 2000 >"$D/alua/grp_a/trans_delay_msecs" || die "cannot set a transition delay"
+t0=$(now_ms)
+alua a 1 &
+TRANS=$!
+wait_for 20 states_are "active/non-optimized/active standby/standby" ||
+    { lunlinkctl lus; fail "the paths do not show A non-optimized after the transition"; }
+wait "$TRANS" || fail "the transition to non-optimized failed in configfs"
+figure "lio-alua transition_settled_ms=$(($(now_ms) - t0)) (2 s transition)"
+w=$(writes "$dev")
+wait_for 20 progressed "$dev" $((w + 1000)) || fail "IO did not go on through the non-optimized path"
+
 wait "$FIO"
 rc=$?
 grep -E 'err=|IOPS=|lat \(' "$VM_TMP/fio-alua.out" | head -5
 err=$(awk -F';' '/^3;/ {print $5}' "$VM_TMP/fio-alua.out")
 LAT_MS=$(awk -F';' '/^3;/ {m = ($39 > $80) ? $39 : $80; printf "%d", m / 1000}' "$VM_TMP/fio-alua.out")
 figure "lio-alua longest_io_ms=$LAT_MS"
-check "fio randwrite QD32 with crc32c verify across both flips completes clean (exit $rc, error ${err:-?})" \
+check "fio randwrite QD32 with crc32c verify across the three flips completes clean (exit $rc, error ${err:-?})" \
     test "$rc" -eq 0 -a "${err:-1}" = 0
 check "no I/O errors in the kernel log" sh -c "! dmesg | grep -qiE 'I/O error|critical .* error'"
 errs=$(lunlinkctl --json sessions | tr -d ' \n' | grep -o '"errors":[0-9]*' | awk -F: '{n += $2} END {print n + 0}')

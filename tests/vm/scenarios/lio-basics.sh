@@ -109,6 +109,17 @@ creds lunlink-user lunlink-secret-1
 lunlinkctl login "$CHAP_IQN" >/dev/null || die "one-way CHAP login to LIO failed"
 check "one-way CHAP against LIO logs in and gives a device" test -b "$(dev_of 0 | head -1)"
 lunlinkctl logout "$CHAP_IQN" >/dev/null || fail "logout from $CHAP_IQN failed"
+# LIO numbers CHAP algorithms as RFC 7143 does (7 is SHA-256, where tgtd takes 7 for SHA1).
+for alg in sha256 md5; do
+    lunlinkctl node update "$CHAP_IQN" --chap-algorithms "$alg" >/dev/null || die "node update --chap-algorithms $alg failed"
+    if lunlinkctl login "$CHAP_IQN" >/dev/null; then
+        pass "one-way CHAP with $alg only logs in to LIO"
+        lunlinkctl logout "$CHAP_IQN" >/dev/null || fail "logout from $CHAP_IQN failed"
+    else
+        fail "one-way CHAP with $alg only does not log in to LIO"
+    fi
+done
+lunlinkctl node update "$CHAP_IQN" --chap-algorithms sha256,sha1,md5 >/dev/null || die "node update --chap-algorithms failed"
 
 printf lunlink-target >"$CTPG/auth/userid_mutual" && printf lunlink-target-secret >"$CTPG/auth/password_mutual" ||
     die "cannot set mutual CHAP on $CHAP_IQN"

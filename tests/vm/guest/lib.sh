@@ -138,6 +138,37 @@ CONF
     at_exit "kill $(echo "$_out" | sed -n 2p) 2>/dev/null"
 }
 
+# --- two paths to one LU (multipath) ----------------------------------------------------------
+
+# tgt_two_paths IQN: tgtd on 127.0.0.1:3260 serving a 64 MiB LUN 1 of IQN, reached through two
+# socat proxies, A=127.0.0.1:3270 and B=127.0.0.1:3271 (each connection a child socat, so a
+# proxy can be silenced with SIGSTOP or its connection reset); sets P, A, B and B_LISTENER.
+tgt_two_paths() {
+    P=127.0.0.1:3260 A=127.0.0.1:3270 B=127.0.0.1:3271
+    tgtd_start 1 "$P"
+    make_file "$VM_TMP/lun1.img" 64
+    tgt_target 1 1 "$1" || die "tgtadm could not create target $1"
+    tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
+    socat TCP-LISTEN:3270,bind=127.0.0.1,fork,reuseaddr TCP:$P </dev/null >/dev/null 2>&1 &
+    at_exit "pkill -CONT -f 'TCP-LISTEN:327'; pkill -KILL -f 'TCP-LISTEN:327'"
+    socat TCP-LISTEN:3271,bind=127.0.0.1,fork,reuseaddr TCP:$P </dev/null >/dev/null 2>&1 &
+    B_LISTENER=$!
+}
+
+# login_two_paths IQN: node records for IQN on $A and $B, login, both paths active; sets dev to
+# the LU's one block device.
+login_two_paths() {
+    lunlinkctl node create "$1" "$A" >/dev/null || die "node create $A failed"
+    lunlinkctl node create "$1" "$B" >/dev/null || die "node create $B failed"
+    lunlinkctl login "$1" >/dev/null || die "login to $1 failed"
+    wait_for 30 _two_active || { lunlinkctl lus; die "the LU did not get two active paths"; }
+    lunlinkctl lus
+    dev=$(dev_of 1 | sort -u)
+    check "two paths give one block device ($dev)" test "$(echo "$dev" | wc -l)" -eq 1 -a -b "$dev" ||
+        die "no single block device for the two paths"
+}
+_two_active() { test "$(lunlinkctl --no-legend lus | grep -c active)" -eq 2; }
+
 # --- LIO (the kernel's iSCSI target, configured through configfs) -----------------------------
 
 LIO=/sys/kernel/config/target

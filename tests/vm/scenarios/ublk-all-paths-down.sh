@@ -12,35 +12,14 @@
 require lunlinkd lunlinkctl
 
 IQN=iqn.2024-01.org.lunlink.vm:allpaths
-P=127.0.0.1:3260
-A=127.0.0.1:3270
-B=127.0.0.1:3271
 NO_PATH=40
 
-tgtd_start 1 "$P"
-make_file "$VM_TMP/lun1.img" 64
-tgt_target 1 1 "$IQN" || die "tgtadm could not create target $IQN"
-tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
-# proxies_start: the two listeners (each connection a child socat).
-proxies_start() {
-    for port in 3270 3271; do
-        socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr TCP:$P </dev/null >/dev/null 2>&1 &
-    done
-}
-proxies_start
-at_exit "pkill -CONT -f 'TCP-LISTEN:327'; pkill -KILL -f 'TCP-LISTEN:327'"
-
+tgt_two_paths "$IQN"
 dbus_start
 mkdir -p "$VM_TMP/state"
 printf '[multipath]\nno_path_timeout = %s\n' "$NO_PATH" >"$VM_TMP/lunlink.toml"
 lunlinkd_up
-lunlinkctl node create "$IQN" "$A" >/dev/null || die "node create $A failed"
-lunlinkctl node create "$IQN" "$B" >/dev/null || die "node create $B failed"
-lunlinkctl login "$IQN" >/dev/null || die "login to $IQN failed"
-two_paths() { test "$(lunlinkctl --no-legend lus | grep -c active)" -eq 2; }
-wait_for 30 two_paths || { lunlinkctl lus; die "the LU did not get two active paths"; }
-dev=$(dev_of 1 | sort -u)
-[ -b "$dev" ] || die "no block device for LUN 1"
+login_two_paths "$IQN"
 # lu_is STATE: the LU (the only one) is in STATE (optimal, degraded, queueing, failed).
 lu_is() { test "$(lunlinkctl --json lus | tr -d ' \n' | grep -o '"policy":"[a-z-]*","state":"[a-z]*"' | cut -d'"' -f8)" = "$1"; }
 
@@ -80,7 +59,9 @@ check "a write with no path fails (dd exit $rc)" test "$rc" -ne 0
 check "with an I/O error" grep -qi "I/O error\|Input/output" "$VM_TMP/dd.err"
 check "after about no_path_timeout ($took ms)" test "$took" -ge $(((NO_PATH - 5) * 1000)) -a "$took" -le $(((NO_PATH + 20) * 1000))
 check "no task hung meanwhile" sh -c '! dmesg | grep -q "blocked for more than"'
-proxies_start
+for port in 3270 3271; do
+    socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr TCP:$P </dev/null >/dev/null 2>&1 &
+done
 wait_for 90 lu_is optimal || { lunlinkctl lus; fail "the LU did not come back once the proxies were back"; }
 dd if=/dev/urandom of="$VM_TMP/block" bs=4k count=1 2>/dev/null
 dd if="$VM_TMP/block" of="$dev" bs=4k seek=100 oflag=direct conv=fsync 2>/dev/null

@@ -11,31 +11,12 @@
 require lunlinkd lunlinkctl
 
 IQN=iqn.2024-01.org.lunlink.vm:mpath
-P=127.0.0.1:3260
-A=127.0.0.1:3270
-B=127.0.0.1:3271
-MIB=64
 
-tgtd_start 1 "$P"
-make_file "$VM_TMP/lun1.img" "$MIB"
-tgt_target 1 1 "$IQN" || die "tgtadm could not create target $IQN"
-tgt_lun 1 1 1 "$VM_TMP/lun1.img" || die "tgtadm could not add LUN 1"
-socat TCP-LISTEN:3270,bind=127.0.0.1,fork,reuseaddr TCP:$P </dev/null >/dev/null 2>&1 &
-at_exit "pkill -CONT -f 'TCP-LISTEN:3270'; pkill -KILL -f 'TCP-LISTEN:327'"
-socat TCP-LISTEN:3271,bind=127.0.0.1,fork,reuseaddr TCP:$P </dev/null >/dev/null 2>&1 &
-B_LISTENER=$!
-
+tgt_two_paths "$IQN"
 dbus_start
 mkdir -p "$VM_TMP/state"
 lunlinkd_up
-lunlinkctl node create "$IQN" "$A" >/dev/null || die "node create $A failed"
-lunlinkctl node create "$IQN" "$B" >/dev/null || die "node create $B failed"
-lunlinkctl login "$IQN" >/dev/null || die "login to $IQN failed"
-two_paths() { test "$(lunlinkctl --no-legend lus | grep -c active)" -eq 2; }
-wait_for 30 two_paths || { lunlinkctl lus; die "the LU did not get two active paths"; }
-lunlinkctl lus
-dev=$(dev_of 1 | sort -u)
-check "two paths give one block device ($dev)" test "$(echo "$dev" | wc -l)" -eq 1 -a -b "$dev"
+login_two_paths "$IQN"
 
 # fio_start NAME SECONDS / fio_end NAME: random writes QD32 with crc32c verify (the verify
 # reads follow the writes); LAT_MS is the longest IO latency in ms, reads or writes (terse v3

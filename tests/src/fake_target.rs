@@ -3,13 +3,18 @@
 //! without authentication and serves one 64 MiB disk, LUN 1, of zeroes (writes are dropped),
 //! until its [`Fault`] says otherwise.
 //!
+//! [`FakeTarget::start_alua`] makes one port of a two-port ALUA array ([`AluaArray`]) instead:
+//! the test sets each port's access state, as an array's controllers would, and the target
+//! answers as SPC-4 says (REPORT TARGET PORT GROUPS, NOT READY in standby or transition, UNIT
+//! ATTENTION 2A/06 after a change) and counts the reads and writes each port served.
+//!
 //! Plain threads, no async runtime: one thread accepts, one serves each connection. Each
 //! accepted connection is numbered from 1 and its time kept ([`FakeTarget::accepted`]), so a
 //! test can tell how the initiator retried.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +59,37 @@ pub enum Fault {
     IdentityChangesAtRelogin,
 }
 
+/// The ALUA state of a fake two-port array: port 1 in target port group 1, port 2 in group 2,
+/// one LU behind both. States are SPC-4 codes: 0 active/optimized, 1 active/non-optimized,
+/// 2 standby, 3 unavailable, 0xf transitioning.
+pub struct AluaArray {
+    states: Mutex<[u8; 2]>,
+    /// Bumped on every change; each connection reports UNIT ATTENTION 2A/06 once it sees a new one.
+    generation: AtomicU64,
+    served: [AtomicU64; 2],
+}
+
+impl AluaArray {
+    pub fn new(port1: u8, port2: u8) -> Arc<AluaArray> {
+        Arc::new(AluaArray { states: Mutex::new([port1, port2]), generation: AtomicU64::new(0), served: Default::default() })
+    }
+
+    /// Sets the access state of port `port` (1 or 2).
+    pub fn set(&self, port: u8, state: u8) {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())[usize::from(port - 1)] = state;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn state(&self, port: u8) -> u8 {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())[usize::from(port - 1)]
+    }
+
+    /// Reads and writes port `port` (1 or 2) has served.
+    pub fn served(&self, port: u8) -> u64 {
+        self.served[usize::from(port - 1)].load(Ordering::SeqCst)
+    }
+}
+
 /// The fake target; stops listening when dropped.
 pub struct FakeTarget {
     portal: String,
@@ -69,6 +105,16 @@ const BLOCK: u32 = 512;
 
 impl FakeTarget {
     pub fn start(fault: Fault) -> FakeTarget {
+        Self::listen(fault, None)
+    }
+
+    /// Port `port` (1 or 2) of the ALUA array `array`: a well-behaved target otherwise.
+    pub fn start_alua(array: &Arc<AluaArray>, port: u8) -> FakeTarget {
+        assert!(port == 1 || port == 2, "the fake ALUA array has ports 1 and 2");
+        Self::listen(Fault::None, Some((array.clone(), port)))
+    }
+
+    fn listen(fault: Fault, alua: Option<(Arc<AluaArray>, u8)>) -> FakeTarget {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let portal = l.local_addr().expect("local address").to_string();
         l.set_nonblocking(true).expect("nonblocking listener");
@@ -86,6 +132,7 @@ impl FakeTarget {
                             a.len()
                         };
                         let (stop3, busy) = (stop2.clone(), busy_done.clone());
+                        let alua = alua.clone();
                         std::thread::spawn(move || {
                             let _ = s.set_nonblocking(false);
                             Conn {
@@ -97,6 +144,8 @@ impl FakeTarget {
                                 stat_sn: 1,
                                 dec: Decoder::new(FrameConfig::default()),
                                 close_at: None,
+                                alua_seen: alua.as_ref().map_or(0, |(a, _)| a.generation.load(Ordering::SeqCst)),
+                                alua,
                             }
                                 .serve();
                         });
@@ -137,6 +186,10 @@ struct Conn {
     dec: Decoder,
     /// When set, the connection ends at this time.
     close_at: Option<Instant>,
+    /// The ALUA array and the port this target is, if it is one.
+    alua: Option<(Arc<AluaArray>, u8)>,
+    /// The array's generation this connection last reported.
+    alua_seen: u64,
 }
 
 enum Next {
@@ -320,7 +373,20 @@ impl Conn {
             _ => {}
         }
         let identity = if self.fault == Fault::IdentityChangesAtRelogin && self.n > 1 { 2 } else { 1 };
-        let (status, data, sense) = respond(&c.cdb, identity);
+        let (status, data, sense) = match &self.alua {
+            Some((array, port)) => {
+                let (array, port) = (array.clone(), *port);
+                let gen = array.generation.load(Ordering::SeqCst);
+                // INQUIRY and REPORT LUNS never report a unit attention (SAM-5 §5.14).
+                if gen != self.alua_seen && !matches!(c.cdb[0], 0x12 | 0xa0) {
+                    self.alua_seen = gen;
+                    (2, Vec::new(), fixed_sense(0x06, 0x2a, 0x06))
+                } else {
+                    respond_alua(&c.cdb, &array, port)
+                }
+            }
+            None => respond(&c.cdb, identity),
+        };
         let want = c.expected_data_len as usize;
         if c.read && !data.is_empty() {
             let n = data.len().min(want);
@@ -415,6 +481,56 @@ impl Conn {
 
     fn close(self) {
         let _ = self.s.shutdown(Shutdown::Both);
+    }
+}
+
+/// Fixed-format sense data (SPC-4 §4.5.3).
+fn fixed_sense(key: u8, asc: u8, ascq: u8) -> Vec<u8> {
+    vec![0x70, 0, key, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq, 0, 0, 0, 0]
+}
+
+/// What port `port` of `array` answers: the plain disk's answers, plus ALUA (TPGS implicit in
+/// INQUIRY, the port and its group in VPD 0x83, REPORT TARGET PORT GROUPS with the extended
+/// header), and NOT READY for media access in standby (04/0B), unavailable (04/0C) or
+/// transition (04/0A).
+fn respond_alua(cdb: &[u8; 16], array: &AluaArray, port: u8) -> (u8, Vec<u8>, Vec<u8>) {
+    let state = array.state(port);
+    let media = matches!(cdb[0], 0x00 | 0x28 | 0x88 | 0x2a | 0x8a | 0x35);
+    match (media, state) {
+        (true, 2) => return (2, Vec::new(), fixed_sense(0x02, 0x04, 0x0b)),
+        (true, 3) => return (2, Vec::new(), fixed_sense(0x02, 0x04, 0x0c)),
+        (true, 0xf) => return (2, Vec::new(), fixed_sense(0x02, 0x04, 0x0a)),
+        _ => {}
+    }
+    match cdb[0] {
+        0x12 if cdb[1] & 1 == 0 => {
+            let (status, mut d, sense) = respond(cdb, 1);
+            d[5] |= 0x10; // TPGS 01b: implicit ALUA
+            (status, d, sense)
+        }
+        0x12 if cdb[2] == 0x83 => {
+            let (status, mut d, sense) = respond(cdb, 1);
+            // Relative target port and target port group designators (iSCSI, PIV, port).
+            d.extend_from_slice(&[0x51, 0x94, 0, 4, 0, 0, 0, port]);
+            d.extend_from_slice(&[0x51, 0x95, 0, 4, 0, 0, 0, port]);
+            d[3] = u8::try_from(d.len() - 4).unwrap_or(u8::MAX);
+            (status, d, sense)
+        }
+        0xa3 if cdb[1] & 0x1f == 0x0a => {
+            let mut d = vec![0, 0, 0, 0, 0x10, 0, 0, 0];
+            for g in 1..=2u8 {
+                d.extend_from_slice(&[array.state(g), 0x8f, 0, g, 0, 0, 0, 1, 0, 0, 0, g]);
+            }
+            let len = u32::try_from(d.len() - 4).unwrap_or(0);
+            d[..4].copy_from_slice(&len.to_be_bytes());
+            (0, d, Vec::new())
+        }
+        _ => {
+            if media && cdb[0] != 0x00 && cdb[0] != 0x35 {
+                array.served[usize::from(port - 1)].fetch_add(1, Ordering::SeqCst);
+            }
+            respond(cdb, 1)
+        }
     }
 }
 

@@ -23,7 +23,7 @@ mod tgtd;
 mod util;
 
 pub use bus::Bus;
-pub use fake_target::{FakeTarget, Fault, FAKE_LUN_BYTES, FAKE_TARGET_NAME};
+pub use fake_target::{AluaArray, FakeTarget, Fault, FAKE_LUN_BYTES, FAKE_TARGET_NAME};
 pub use libiscsi::{iscsi_ls, iscsi_ls_size_label, parse_iscsi_ls, ListedLun, ListedTarget};
 pub use proxy::Proxy;
 pub use lock::{free_loopback_port, reserve_loopback_port, PortLease, LOCK_DIR};

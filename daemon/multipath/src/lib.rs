@@ -583,6 +583,8 @@ impl LogicalUnit {
     /// LU is `queueing`) up to the no-path timeout.
     pub async fn next_path(&self, a: &mut Attempt) -> Result<Arc<Path>, LuError> {
         let mut counted: Option<Queued<'_>> = None;
+        // While it waits, a change of the LU (a path back, an ALUA state read) wakes it at once.
+        let mut changes: Option<tokio::sync::watch::Receiver<u64>> = None;
         loop {
             let now = Instant::now();
             if self.fail_gen.load(Ordering::SeqCst) != a.fail_gen {
@@ -603,7 +605,15 @@ impl LogicalUnit {
                 counted = Some(Queued(&self.queued));
                 self.changed();
             }
-            tokio::time::sleep(LOOK_EVERY).await;
+            let rx = changes.get_or_insert_with(|| {
+                let mut rx = self.changes.subscribe();
+                rx.mark_unchanged();
+                rx
+            });
+            tokio::select! {
+                _ = rx.changed() => {}
+                () = tokio::time::sleep(LOOK_EVERY) => {}
+            }
         }
     }
 

@@ -220,7 +220,8 @@ impl Session {
     /// REPORT TARGET PORT GROUPS (SPC-4 §6.27): the ALUA states of the LU's target port groups.
     pub async fn report_target_port_groups(&self, lun_no: u16) -> Result<lunlink_scsi::TargetPortGroups, ScsiOpError> {
         let mut alloc = lunlink_scsi::alua::RTPG_ALLOC as usize;
-        loop {
+        // Asked again at most twice: a target whose answer keeps growing gets no third try.
+        for _ in 0..3 {
             let c = cdb::report_target_port_groups(u32::try_from(alloc).unwrap_or(u32::MAX));
             let buf = self.read_data(lun_no, c, alloc).await?;
             match lunlink_scsi::alua::parse_target_port_groups(&buf) {
@@ -229,13 +230,7 @@ impl Session {
                 r => return Ok(r?),
             }
         }
-    }
-
-    /// The target port group and relative target port this session reaches LU `lun_no`
-    /// through, from VPD page 0x83 read now.
-    pub async fn alua_port(&self, lun_no: u16) -> Result<(Option<u16>, Option<u16>), ScsiOpError> {
-        let b = self.inquiry_vpd(lun_no, 0x83).await?;
-        Ok(alua_port(&lunlink_scsi::inquiry::parse_device_identification(&b)?))
+        Err(ScsiOpError::Invalid("REPORT TARGET PORT GROUPS data kept growing past the allocation length"))
     }
 
     /// READ CAPACITY(16), falling back to (10) for devices without it.

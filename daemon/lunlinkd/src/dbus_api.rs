@@ -713,9 +713,9 @@ impl LunIface {
     fn access_state(&self) -> zbus::fdo::Result<String> {
         Ok(self.view()?.access_state.to_owned())
     }
-    /// The ALUA target port group this path goes through (VPD 0x83), -1 when the LU has no
-    /// ALUA or does not name one.
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// The ALUA target port group this path goes through (VPD 0x83, read again at every
+    /// relogin), -1 when the LU names none.
+    #[zbus(property)]
     fn target_port_group(&self) -> zbus::fdo::Result<i32> {
         Ok(self.view()?.target_port_group.map_or(-1, i32::from))
     }
@@ -953,6 +953,7 @@ pub async fn mirror_changes(m: Arc<Manager>, conn: Connection, mut rx: mpsc::Unb
                         i.size_changed(e).await?;
                         i.path_state_changed(e).await?;
                         i.access_state_changed(e).await?;
+                        i.target_port_group_changed(e).await?;
                     }
                 }
             }

@@ -382,7 +382,7 @@ pub struct LogicalUnit {
     /// Bumped whenever a path's or the LU's state may have changed (for the D-Bus objects).
     changes: tokio::sync::watch::Sender<u64>,
     /// Wakes the checker to read the ALUA states now.
-    alua_wake: tokio::sync::Notify,
+    alua_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Counts a command in flight on a path while it lives.
@@ -422,7 +422,7 @@ impl LogicalUnit {
             fail_gen: AtomicU64::new(0),
             timers,
             changes: tokio::sync::watch::Sender::new(0),
-            alua_wake: tokio::sync::Notify::new(),
+            alua_wake: Arc::new(tokio::sync::Notify::new()),
         });
         tokio::spawn(check_paths(Arc::downgrade(&lu)));
         lu
@@ -502,13 +502,13 @@ impl LogicalUnit {
         if self.queued() > 0 {
             // IO waits for a path that answers.
             LuState::Queueing
-        } else if !paths.is_empty() && usable == paths.len() {
-            LuState::Optimal
-        } else if usable > 0 && carrying > 0 {
-            LuState::Degraded
-        } else if usable > 0 {
+        } else if usable > 0 && carrying == 0 {
             // Paths are up, but ALUA lets none of them carry IO (all standby or in transition):
             // IO that comes waits for a state change.
+            LuState::Degraded
+        } else if !paths.is_empty() && usable == paths.len() {
+            LuState::Optimal
+        } else if usable > 0 {
             LuState::Degraded
         } else {
             LuState::Failed
@@ -557,14 +557,14 @@ impl LogicalUnit {
                 .find(|p| p.logged_in() && !p.health().failed && !p.is_held() && p.rank().is_some())
                 .cloned();
         };
-        let mut usable = paths.iter().filter(|p| p.usable(now) && p.rank() == Some(best));
+        let candidates = || paths.iter().filter(|p| p.usable(now) && p.rank() == Some(best));
         match self.policy() {
-            Policy::Failover => usable.next().cloned(),
-            Policy::QueueDepth => usable.min_by_key(|p| p.in_flight()).cloned(),
+            Policy::Failover => candidates().next().cloned(),
+            Policy::QueueDepth => candidates().min_by_key(|p| p.in_flight()).cloned(),
             Policy::RoundRobin => {
-                let n = usable.count();
-                let k = self.next.fetch_add(1, Ordering::Relaxed) % n.max(1);
-                paths.iter().filter(|p| p.usable(now) && p.rank() == Some(best)).nth(k).cloned()
+                let k = self.next.fetch_add(1, Ordering::Relaxed) % candidates().count().max(1);
+                // A path that changed state between the two passes: take the first one left.
+                candidates().nth(k).or_else(|| candidates().next()).cloned()
             }
         }
     }
@@ -674,8 +674,10 @@ impl LogicalUnit {
                 self.changed();
             }
             self.alua_news();
-            if a.tries < 16 {
-                a.tries += 1;
+            // Not a path failure, so not counted in `tries`: the bounces are bounded in time,
+            // by the no-path timeout (an array whose RTPG and IO answers disagree for good).
+            let since = *a.queued_since.get_or_insert_with(Instant::now);
+            if self.timers.no_path_timeout.is_none_or(|t| since.elapsed() < t) {
                 return Tried::Again;
             }
         }
@@ -709,6 +711,16 @@ impl LogicalUnit {
                 return Err(Tried::Done(Err(LuError::NoPath("queued IO was failed on request"))));
             }
             let others = self.other_usable(p.id, now);
+            if p.has_news() {
+                // The engine retries a unit attention or an ALUA NOT READY (in transition) on
+                // this path itself: read the states now rather than after the command.
+                self.alua_news();
+            }
+            if others && p.rank().is_none() {
+                // ALUA took this path out of IO (standby, in transition) while the command
+                // waited there: the path is fine, the command goes where IO may go.
+                return Err(Tried::Again);
+            }
             if others && !p.logged_in() {
                 // Its session lost the connection: do not wait for the relogin.
                 a.tries += 1;
@@ -768,32 +780,54 @@ impl LogicalUnit {
         }
     }
 
-    /// Reads the ALUA states of every logged-in ALUA path: REPORT TARGET PORT GROUPS through
-    /// the path, then its own group's state.
+    /// Reads the ALUA states of every usable ALUA path: REPORT TARGET PORT GROUPS through each
+    /// at once (a slow path does not hold up the others), then each path's own group's state,
+    /// from its own answer or, when its command failed, from another path's.
     async fn read_alua(&self) {
         // Failed paths are left to the probe (which asks for this read once they answer).
         let now = Instant::now();
         let paths: Vec<Arc<Path>> = self.read().iter().filter(|p| p.has_alua() && p.usable(now)).cloned().collect();
-        let mut changed = false;
+        if paths.is_empty() {
+            return;
+        }
+        let bound = self.timers.check_interval.max(Duration::from_secs(1));
+        let mut reads = tokio::task::JoinSet::new();
         for p in paths {
-            let news = p.session.stats().alua_news.load(Ordering::Relaxed);
-            let bound = self.timers.check_interval.max(Duration::from_secs(1));
-            let groups = match tokio::time::timeout(bound, p.session.report_target_port_groups(p.lun)).await {
-                Ok(Ok(g)) => g,
-                Ok(Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s)))) if s.key == lunlink_scsi::SenseKey::IllegalRequest => {
+            reads.spawn(async move {
+                let news = p.session.stats().alua_news.load(Ordering::Relaxed);
+                let r = tokio::time::timeout(bound, p.session.report_target_port_groups(p.lun)).await;
+                (p, news, r)
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(done) = reads.join_next().await {
+            let Ok((p, news, r)) = done else { continue };
+            let answer = match r {
+                Ok(Ok(g)) => {
+                    p.news_seen.store(news, Ordering::Relaxed);
+                    Some(g)
+                }
+                Ok(Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s))))
+                    if s.key == lunlink_scsi::SenseKey::IllegalRequest && matches!((s.asc, s.ascq), (0x20, 0x00) | (0x24, 0x00)) =>
+                {
                     // TPGS said ALUA, the command says no: every path is as good as another.
                     tracing::warn!(lu = %self.key, path = p.id, "REPORT TARGET PORT GROUPS is not supported ({s}): ALUA states ignored");
                     p.alua.store(NO_ALUA, Ordering::Relaxed);
-                    changed = true;
+                    self.changed();
                     continue;
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(lu = %self.key, path = p.id, "REPORT TARGET PORT GROUPS failed: {e}");
-                    continue;
+                    None
                 }
-                Err(_) => continue,
+                Err(_) => None,
             };
-            p.news_seen.store(news, Ordering::Relaxed);
+            answers.push((p, answer));
+        }
+        let any = answers.iter().find_map(|(_, a)| a.clone());
+        let mut changed = false;
+        for (p, answer) in &answers {
+            let Some(groups) = answer.as_ref().or(any.as_ref()) else { continue };
             let port = *p.port.lock().unwrap_or_else(|e| e.into_inner());
             let g = match (port.group, port.port) {
                 (Some(id), _) => groups.group(id),
@@ -801,7 +835,15 @@ impl LogicalUnit {
                 (None, None) if groups.groups.len() == 1 => groups.groups.first(),
                 (None, None) => None,
             };
-            let Some(g) = g else { continue };
+            let Some(g) = g else {
+                if answer.is_some() {
+                    // The target reports no group for this port: nothing to go by.
+                    tracing::warn!(lu = %self.key, path = p.id, ?port, "the port's target port group is not in REPORT TARGET PORT GROUPS: ALUA states ignored for it");
+                    p.alua.store(NO_ALUA, Ordering::Relaxed);
+                    changed = true;
+                }
+                continue;
+            };
             if p.set_access_state(g.state, g.preferred) {
                 tracing::info!(lu = %self.key, path = p.id, group = g.id, "ALUA state {}", g.state.as_str());
                 changed = true;
@@ -818,21 +860,19 @@ impl LogicalUnit {
 async fn check_paths(lu: Weak<LogicalUnit>) {
     let mut next_probe = Instant::now();
     loop {
-        let Some(l) = lu.upgrade() else { return };
-        let interval = l.timers.check_interval;
+        // The LU is held only while it is worked on, not while waiting: it goes with its last user.
+        let (interval, poll, wake) = {
+            let Some(l) = lu.upgrade() else { return };
+            (l.timers.check_interval, l.alua_poll(), l.alua_wake.clone())
+        };
         if next_probe <= Instant::now() {
             next_probe = Instant::now() + interval;
         }
-        let poll = l.alua_poll();
         let wait = poll.map_or(interval, |p| p.min(interval));
-        let woken = {
-            let notified = l.alua_wake.notified();
-            tokio::select! {
-                () = notified => true,
-                () = tokio::time::sleep(wait) => false,
-            }
+        let woken = tokio::select! {
+            () = wake.notified() => true,
+            () = tokio::time::sleep(wait) => false,
         };
-        drop(l);
         let Some(l) = lu.upgrade() else { return };
         if woken || poll.is_some() || l.read().iter().any(|p| p.has_news()) {
             l.read_alua().await;

@@ -134,6 +134,52 @@ async fn io_follows_the_access_states() {
         let l = longest.load(Ordering::Relaxed);
         println!("FIGURE alua longest read: {l} ms (1 s without an active port, a 1 s transition)");
         assert!(l < 3_000, "a read waited {l} ms");
+
+        // Every port standby, no IO: the LU is not "optimal", though each path is healthy.
+        array.set(1, 2);
+        until(Duration::from_secs(5), "port 1 read as standby", || p1.access_state() == Some(AccessState::Standby)).await;
+        assert_eq!(lu.state(), LuState::Degraded, "no path may carry IO");
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A port in a long transition (longer than the path timeout) while another port may carry IO:
+/// its commands move at once, and the port is not failed (it is fine, only busy changing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_transition_hands_its_io_over_without_failing() {
+    tokio::time::timeout(T, async {
+        let array = AluaArray::new(0, 1); // port 1 optimized, port 2 non-optimized
+        let (t1, t2) = (FakeTarget::start_alua(&array, 1), FakeTarget::start_alua(&array, 2));
+        let lu = LogicalUnit::new("naa.alua2".into(), Policy::QueueDepth, Timers::default());
+        let (p1, p2) = (path(t1.portal(), 1).await, path(t2.portal(), 2).await);
+        lu.add_path(p1.clone());
+        lu.add_path(p2.clone());
+        until(Duration::from_secs(5), "the states read", || p2.access_state() == Some(AccessState::ActiveNonOptimized)).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (longest, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let tasks = readers(&lu, &stop, &longest, &errors);
+        until(Duration::from_secs(5), "reads on port 1", || array.served(1) > 200).await;
+        assert_eq!(array.served(2), 0, "the non-optimized port waits while the optimized one works");
+
+        let t0 = Instant::now();
+        array.set(1, 0xf);
+        let s2 = array.served(2);
+        until(Duration::from_secs(2), "IO on port 2", || array.served(2) > s2 + 100).await;
+        println!("FIGURE alua transition: IO on the non-optimized port {} ms after the other began a transition", t0.elapsed().as_millis());
+        tokio::time::sleep(Duration::from_secs(4)).await; // past the 3 s path timeout
+        assert_eq!(lu.path_state(1), Some(PathState::Standby), "in transition, not failed");
+        let s1 = array.served(1);
+        array.set(1, 0);
+        until(Duration::from_secs(3), "IO back on port 1", || array.served(1) > s1 + 100).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(errors.load(Ordering::Relaxed), 0, "no read failed");
+        let l = longest.load(Ordering::Relaxed);
+        println!("FIGURE alua transition: longest read {l} ms");
+        assert!(l < 1_000, "a read waited {l} ms although another port could serve it");
     })
     .await
     .expect("test timed out");

@@ -112,6 +112,29 @@ impl Manager {
     /// After a relogin: reads each LUN's identity (VPD 0x83) again. A LUN number that now
     /// answers for another LU (reused on the target) leaves its old LU, whose device never
     /// sees it again, and comes back as a new LUN; the others carry IO again.
+    /// Takes LUN `id`'s target port group and relative port from VPD 0x83 designators `ids`
+    /// read after a relogin: its path is then matched with its (new) group's ALUA state.
+    fn alua_port_read(&self, id: LunId, ids: &[lunlink_scsi::Designator]) {
+        let group = ids.iter().find_map(|d| d.target_port_group());
+        let port = ids.iter().find_map(|d| d.relative_target_port());
+        let moved = {
+            let mut st = self.lock();
+            let Some(l) = st.luns.get_mut(&id) else { return };
+            let moved = (l.info.target_port_group, l.info.relative_target_port) != (group, port);
+            (l.info.target_port_group, l.info.relative_target_port) = (group, port);
+            let tpgs = l.info.tpgs;
+            let lu = l.lu;
+            if let Some(p) = st.lus.get(&lu).and_then(|e| e.mp.paths().into_iter().find(|p| p.id == id)) {
+                p.set_alua(tpgs, group, port);
+            }
+            moved
+        };
+        if moved {
+            tracing::info!(lun = id, ?group, ?port, "the path now goes through another target port");
+            self.emit(Change::LunChanged(id));
+        }
+    }
+
     pub(super) async fn verify_identity(self: &Arc<Self>, sid: SessionId) {
         let (session, luns, limit) = {
             let st = self.lock();
@@ -125,12 +148,17 @@ impl Manager {
             if old.is_empty() {
                 continue;
             }
-            let now = match tokio::time::timeout(limit, session.inquiry_vpd(*n, 0x83)).await {
-                Ok(Ok(b)) => lunlink_scsi::inquiry::parse_device_identification(&b)
-                    .ok()
-                    .and_then(|ids| lunlink_scsi::inquiry::best_wwid(&ids).map(|w| w.to_string())),
+            let ids = match tokio::time::timeout(limit, session.inquiry_vpd(*n, 0x83)).await {
+                Ok(Ok(b)) => lunlink_scsi::inquiry::parse_device_identification(&b).ok(),
                 _ => None,
             };
+            let now = ids.as_ref().and_then(|ids| lunlink_scsi::inquiry::best_wwid(ids).map(|w| w.to_string()));
+            if let (Some(ids), Some(w)) = (&ids, &now) {
+                if w == old {
+                    // The same LU, maybe through another target port (group) than before.
+                    self.alua_port_read(*id, ids);
+                }
+            }
             match now {
                 Some(w) if &w != old => {
                     tracing::error!(

@@ -254,7 +254,7 @@ pub struct LunView {
     pub in_flight: u32,
     /// The ALUA access state of its target port group ("" without ALUA or not read yet).
     pub access_state: &'static str,
-    /// Its target port group, when the LU has ALUA.
+    /// Its target port group (VPD 0x83), when the LU names one.
     pub target_port_group: Option<u16>,
 }
 
@@ -710,7 +710,7 @@ impl Manager {
         let path = mp.as_ref().and_then(|m| m.paths().into_iter().find(|p| p.id == id));
         let in_flight = path.as_ref().map_or(0, |p| p.in_flight());
         let access_state = path.as_ref().and_then(|p| p.access_state()).map_or("", |s| s.as_str());
-        let target_port_group = path.as_ref().filter(|p| p.has_alua()).and_then(|p| p.target_port_group());
+        let target_port_group = path.as_ref().and_then(|p| p.target_port_group());
         Some(LunView {
             info: e.info.clone(),
             size,

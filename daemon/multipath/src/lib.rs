@@ -383,6 +383,9 @@ pub struct LogicalUnit {
     changes: tokio::sync::watch::Sender<u64>,
     /// Wakes the checker to read the ALUA states now.
     alua_wake: Arc<tokio::sync::Notify>,
+    /// When not 0: IO waits at most this many milliseconds for a usable path (see
+    /// [`LogicalUnit::cap_waiting`]).
+    wait_cap_ms: AtomicU64,
 }
 
 /// Counts a command in flight on a path while it lives.
@@ -423,6 +426,7 @@ impl LogicalUnit {
             timers,
             changes: tokio::sync::watch::Sender::new(0),
             alua_wake: Arc::new(tokio::sync::Notify::new()),
+            wait_cap_ms: AtomicU64::new(0),
         });
         tokio::spawn(check_paths(Arc::downgrade(&lu)));
         lu
@@ -481,6 +485,23 @@ impl LogicalUnit {
 
     pub fn timers(&self) -> &Timers {
         &self.timers
+    }
+
+    /// Caps how long IO waits for a usable path (None: the no-path timeout again). For the IO
+    /// the kernel sends while a device is being made (the partition table): a device whose
+    /// only paths are ALUA standby must not keep its creation (and the login behind it)
+    /// waiting for the whole no-path timeout.
+    pub fn cap_waiting(&self, cap: Option<Duration>) {
+        let ms = cap.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+        self.wait_cap_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long IO waits for a usable path now.
+    fn no_path_limit(&self) -> Option<Duration> {
+        match self.wait_cap_ms.load(Ordering::Relaxed) {
+            0 => self.timers.no_path_timeout,
+            ms => Some(self.timers.no_path_timeout.map_or(Duration::from_millis(ms), |t| t.min(Duration::from_millis(ms)))),
+        }
     }
 
     /// Commands waiting for a usable path now.
@@ -597,7 +618,7 @@ impl LogicalUnit {
                 return Err(LuError::NoPath("the logical unit has no path"));
             }
             let since = *a.queued_since.get_or_insert(now);
-            if self.timers.no_path_timeout.is_some_and(|t| now >= since + t) {
+            if self.no_path_limit().is_some_and(|t| now >= since + t) {
                 return Err(LuError::NoPath("none came back within the no-path timeout"));
             }
             if counted.is_none() {
@@ -677,7 +698,7 @@ impl LogicalUnit {
             // Not a path failure, so not counted in `tries`: the bounces are bounded in time,
             // by the no-path timeout (an array whose RTPG and IO answers disagree for good).
             let since = *a.queued_since.get_or_insert_with(Instant::now);
-            if self.timers.no_path_timeout.is_none_or(|t| since.elapsed() < t) {
+            if self.no_path_limit().is_none_or(|t| since.elapsed() < t) {
                 return Tried::Again;
             }
         }
@@ -743,7 +764,7 @@ impl LogicalUnit {
                     counted = Some(Queued(&self.queued));
                     self.changed();
                 }
-                if self.timers.no_path_timeout.is_some_and(|t| now >= since + t) {
+                if self.no_path_limit().is_some_and(|t| now >= since + t) {
                     return Err(Tried::Done(Err(LuError::NoPath("none came back within the no-path timeout"))));
                 }
             }

@@ -47,6 +47,9 @@ use usage::*;
 
 pub use identity::{by_id, by_path};
 
+/// How long the IO of a device's start (the kernel's partition scan) waits for a usable path.
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The ublk control device; it exists once `ublk_drv` is loaded.
 const CONTROL: &str = "/dev/ublk-control";
 /// Target type recorded by libublk in /run/ublksrvd/<id>.json.
@@ -276,7 +279,13 @@ impl DeviceManager {
         let geo = Geometry::new(info, max_burst)?;
         let ident = Ident { target, portal, lun: info.lun, wwid: info.wwid.clone() };
         let lu = self.new_lu(&key, geo);
-        let started = start_device(&self.inner.cfg, lu.clone(), ident, None).await?;
+        // The kernel reads the partition table while the device starts, and the start waits
+        // for it: with no path that may carry IO yet (ALUA standby, another portal still
+        // logging in) that read waits a few seconds, not the whole no-path timeout.
+        lu.mp.cap_waiting(Some(START_WAIT));
+        let started = start_device(&self.inner.cfg, lu.clone(), ident, None).await;
+        lu.mp.cap_waiting(None);
+        let started = started?;
         let bdev = started.bdev.clone();
         tracing::info!(
             lu = %key, device = %bdev, size = lu.geo.blocks * u64::from(lu.geo.block_size),

@@ -117,11 +117,6 @@ pub struct LunInfo {
     pub relative_target_port: Option<u16>,
 }
 
-/// The target port group and relative target port among VPD 0x83 designators.
-fn alua_port(ids: &[lunlink_scsi::Designator]) -> (Option<u16>, Option<u16>) {
-    (ids.iter().find_map(|d| d.target_port_group()), ids.iter().find_map(|d| d.relative_target_port()))
-}
-
 impl Session {
     /// One attempt: the buffer (if any) comes back whatever happened.
     async fn run_once<B: IoBuf>(&self, lun_no: u16, c: &Cdb, data: DataBuf<B>) -> (Option<B>, Result<(), ScsiOpError>) {
@@ -272,7 +267,7 @@ impl Session {
             if let Ok(b) = self.inquiry_vpd(lun_no, 0x83).await {
                 if let Ok(ids) = lunlink_scsi::inquiry::parse_device_identification(&b) {
                     info.wwid = lunlink_scsi::inquiry::best_wwid(&ids).map(|w| w.to_string()).unwrap_or_default();
-                    (info.target_port_group, info.relative_target_port) = alua_port(&ids);
+                    (info.target_port_group, info.relative_target_port) = lunlink_scsi::alua::target_port(&ids);
                 }
             }
         }

@@ -620,6 +620,16 @@ impl SessionIface {
     }
 }
 
+/// The /dev/disk/by-path name of a LUN's or LU's device; empty while there is no device.
+fn by_path(device: &str, target: &str, portal: &str, lun: u16) -> String {
+    if device.is_empty() { String::new() } else { crate::device::by_path(target, portal, lun) }
+}
+
+/// The /dev/disk/by-id names of a device; none while there is no device.
+fn by_id(device: &str, wwid: &str) -> Vec<String> {
+    if device.is_empty() { Vec::new() } else { crate::device::by_id(wwid) }
+}
+
 pub struct LunIface {
     m: Ctx,
     id: LunId,
@@ -697,7 +707,7 @@ impl LunIface {
     #[zbus(property)]
     fn by_path(&self) -> zbus::fdo::Result<String> {
         let v = self.view()?;
-        Ok(if v.device.is_empty() { String::new() } else { crate::device::by_path(&v.target, &v.portal, v.info.lun) })
+        Ok(by_path(&v.device, &v.target, &v.portal, v.info.lun))
     }
     /// This LUN as a path of its logical unit: `active` (carries IO), `standby` (usable, the
     /// policy sends IO elsewhere), `failed` (down, or failed a command and not yet answering
@@ -742,7 +752,7 @@ impl LunIface {
     #[zbus(property)]
     fn by_id(&self) -> zbus::fdo::Result<Vec<String>> {
         let v = self.view()?;
-        Ok(if v.device.is_empty() { Vec::new() } else { crate::device::by_id(&v.info.wwid) })
+        Ok(by_id(&v.device, &v.info.wwid))
     }
 }
 
@@ -813,12 +823,12 @@ impl LogicalUnitIface {
     #[zbus(property)]
     fn by_path(&self) -> zbus::fdo::Result<String> {
         let v = self.view()?;
-        Ok(if v.device.is_empty() { String::new() } else { crate::device::by_path(&v.target, &v.portal, v.info.lun) })
+        Ok(by_path(&v.device, &v.target, &v.portal, v.info.lun))
     }
     #[zbus(property)]
     fn by_id(&self) -> zbus::fdo::Result<Vec<String>> {
         let v = self.view()?;
-        Ok(if v.device.is_empty() { Vec::new() } else { crate::device::by_id(&v.info.wwid) })
+        Ok(by_id(&v.device, &v.info.wwid))
     }
     /// The paths: the Lun objects of every session that reaches this LU.
     #[zbus(property)]

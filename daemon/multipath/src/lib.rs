@@ -269,6 +269,15 @@ impl Path {
         self.alua.swap(code, Ordering::Relaxed) != code
     }
 
+    /// The access state a failed command reports for this path's group (NOT READY 04/0A,
+    /// 04/0B, 04/0C, 04/12), when the LU has ALUA.
+    fn refused_by_alua<T>(&self, r: &Result<T, ScsiOpError>) -> Option<AccessState> {
+        match r {
+            Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s))) if self.has_alua() => s.alua_state(),
+            _ => None,
+        }
+    }
+
     /// Whether its session reported ALUA news since its states were last read.
     fn has_news(&self) -> bool {
         self.has_alua() && self.session.stats().alua_news.load(Ordering::Relaxed) != self.news_seen.load(Ordering::Relaxed)
@@ -685,11 +694,7 @@ impl LogicalUnit {
         }
         // NOT READY for an ALUA reason (standby, unavailable, offline, or still in transition
         // after the engine's retries): the path is fine, its group just takes no IO now.
-        let alua = match &r {
-            Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s))) if p.has_alua() => s.alua_state(),
-            _ => None,
-        };
-        if let Some(state) = alua {
+        if let Some(state) = p.refused_by_alua(&r) {
             if p.set_access_state(state, false) {
                 tracing::info!(lu = %self.key, path = p.id, "path reports ALUA state {}", state.as_str());
                 self.changed();
@@ -906,10 +911,7 @@ async fn check_paths(lu: Weak<LogicalUnit>) {
             let probe = tokio::time::timeout(interval, p.session.test_unit_ready(p.lun)).await;
             // A path whose group takes no IO now (NOT READY standby, ...) answers all the same:
             // ALUA decides whether it carries IO.
-            let alua = match &probe {
-                Ok(Err(ScsiOpError::Scsi(ScsiError::CheckCondition(s)))) if p.has_alua() => s.alua_state(),
-                _ => None,
-            };
+            let alua = probe.as_ref().ok().and_then(|r| p.refused_by_alua(r));
             if let Some(state) = alua {
                 p.set_access_state(state, false);
                 l.alua_news();

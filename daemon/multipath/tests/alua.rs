@@ -4,12 +4,14 @@
 //! checked on the host, fast: IO only on the optimized port, moves on a state change (told by
 //! UNIT ATTENTION 2A/06), waits while no port is active, waits out a transition, never fails.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{until, Readers};
 use lunlink_engine::{Auth, Offer, Session, SessionConfig, Timeouts};
-use lunlink_multipath::{execute, LogicalUnit, LuState, Path, PathState, Policy, Timers};
+use lunlink_multipath::{LogicalUnit, LuState, Path, PathState, Policy, Timers};
 use lunlink_scsi::AccessState;
 use lunlink_tests::{AluaArray, FakeTarget, FAKE_TARGET_NAME};
 use tokio::time::Instant;
@@ -38,36 +40,6 @@ async fn path(portal: &str, id: u64) -> Arc<Path> {
     Arc::new(p)
 }
 
-async fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < end, "{what} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Readers at QD 8 until `stop`; the longest read (ms) and the failed ones.
-fn readers(lu: &Arc<LogicalUnit>, stop: &Arc<AtomicBool>, longest: &Arc<AtomicU64>, errors: &Arc<AtomicU64>) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..8u64)
-        .map(|w| {
-            let (lu, stop, longest, errors) = (lu.clone(), stop.clone(), longest.clone(), errors.clone());
-            tokio::spawn(async move {
-                let mut lba = w * 8;
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    let r = execute(&lu, |p| async move { p.session.read_vec(p.lun, lba, 512, 4096).await }).await;
-                    if let Err(e) = r {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("read failed: {e}");
-                    }
-                    longest.fetch_max(u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
-                    lba = (lba + 64) % 100_000;
-                }
-            })
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn io_follows_the_access_states() {
     tokio::time::timeout(T, async {
@@ -85,9 +57,7 @@ async fn io_follows_the_access_states() {
         assert_eq!((lu.path_state(1), lu.path_state(2)), (Some(PathState::Active), Some(PathState::Standby)));
         assert_eq!(lu.state(), LuState::Optimal, "a standby path is a healthy path");
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let (longest, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let tasks = readers(&lu, &stop, &longest, &errors);
+        let readers = Readers::start(&lu, 8);
         until(Duration::from_secs(5), "reads on port 1", || array.served(1) > 200).await;
         assert_eq!(array.served(2), 0, "no IO through the standby port");
 
@@ -126,12 +96,8 @@ async fn io_follows_the_access_states() {
         until(Duration::from_secs(3), "IO on port 1, non-optimized now", || array.served(1) > s1 + 100).await;
         until(Duration::from_secs(2), "port 1 shown non-optimized", || p1.access_state() == Some(AccessState::ActiveNonOptimized)).await;
 
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(errors.load(Ordering::Relaxed), 0, "no read failed");
-        let l = longest.load(Ordering::Relaxed);
+        let l = readers.longest_ms();
+        assert_eq!(readers.stop().await, 0, "no read failed");
         println!("FIGURE alua longest read: {l} ms (1 s without an active port, a 1 s transition)");
         assert!(l < 3_000, "a read waited {l} ms");
 
@@ -156,9 +122,7 @@ async fn a_port_in_transition_hands_its_io_over_without_failing() {
         lu.add_path(p1.clone());
         lu.add_path(p2.clone());
         until(Duration::from_secs(5), "the states read", || p2.access_state() == Some(AccessState::ActiveNonOptimized)).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (longest, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let tasks = readers(&lu, &stop, &longest, &errors);
+        let readers = Readers::start(&lu, 8);
         until(Duration::from_secs(5), "reads on port 1", || array.served(1) > 200).await;
         assert_eq!(array.served(2), 0, "the non-optimized port waits while the optimized one works");
 
@@ -172,12 +136,8 @@ async fn a_port_in_transition_hands_its_io_over_without_failing() {
         let s1 = array.served(1);
         array.set(1, 0);
         until(Duration::from_secs(3), "IO back on port 1", || array.served(1) > s1 + 100).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(errors.load(Ordering::Relaxed), 0, "no read failed");
-        let l = longest.load(Ordering::Relaxed);
+        let l = readers.longest_ms();
+        assert_eq!(readers.stop().await, 0, "no read failed");
         println!("FIGURE alua transition: longest read {l} ms");
         assert!(l < 1_000, "a read waited {l} ms although another port could serve it");
     })

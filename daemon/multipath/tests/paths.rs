@@ -2,9 +2,13 @@
 //! loopback proxy in front of it, which the test can silence like a pulled cable or reset),
 //! with continuous IO. No block device is needed.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::{until, Readers};
 
 use lunlink_engine::{Auth, Offer, Session, SessionConfig, Timeouts};
 use lunlink_multipath::{execute, LogicalUnit, LuError, LuState, Path, PathState, Policy, Timers};
@@ -59,47 +63,11 @@ async fn read(lu: &LogicalUnit, lba: u64) -> Result<Vec<u8>, LuError> {
     execute(lu, |p| async move { p.session.read_vec(p.lun, lba, 512, 4096).await }).await
 }
 
-/// Readers at QD `qd` until `stop`; record the longest time one read took (ms: its stall,
-/// moves to another path included) and the reads that failed.
-fn readers(lu: &Arc<LogicalUnit>, qd: usize, stop: &Arc<AtomicBool>, longest_ms: &Arc<AtomicU64>, errors: &Arc<AtomicU64>) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..qd)
-        .map(|w| {
-            let (lu, stop, longest, errors) = (lu.clone(), stop.clone(), longest_ms.clone(), errors.clone());
-            tokio::spawn(async move {
-                let mut lba = w as u64 * 8;
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    if let Err(e) = read(&lu, lba).await {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("read failed: {e}");
-                    }
-                    let ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    longest.fetch_max(ms, Ordering::Relaxed);
-                    lba = (lba + 64) % 60_000;
-                }
-            })
-        })
-        .collect()
-}
-
-async fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !f() {
-        if std::env::var_os("MP_DEBUG").is_some() {
-            eprintln!("waiting for {what}");
-        }
-        assert!(Instant::now() < end, "{what} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_path_fails_over_within_the_path_timeout_and_fails_back() {
     tokio::time::timeout(T, async {
         let r = rig(Policy::QueueDepth, Timers::default()).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (gap, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let tasks = readers(&r.lu, 16, &stop, &gap, &errors);
+        let readers = Readers::start(&r.lu, 16);
         // Both paths carry IO under queue-depth.
         let c0 = (r.direct.session.stats().commands.load(Ordering::Relaxed), r.proxied.session.stats().commands.load(Ordering::Relaxed));
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -108,15 +76,15 @@ async fn a_silent_path_fails_over_within_the_path_timeout_and_fails_back() {
         assert_eq!(r.lu.state(), LuState::Optimal);
 
         // The proxied path goes silent (no RST): IO moves within the path timeout.
-        gap.store(0, Ordering::Relaxed);
+        readers.reset_longest();
         r.proxy.silence();
         until(Duration::from_secs(6), "the silent path failed", || r.lu.path_state(2) == Some(PathState::Failed)).await;
         assert_eq!(r.lu.state(), LuState::Degraded);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let stall = gap.load(Ordering::Relaxed);
+        let stall = readers.longest_ms();
         println!("FIGURE multipath silent path: longest read {stall} ms, moves included (path timeout {:?})", r.lu.timers().path_timeout);
         assert!(stall <= 5_000, "IO stalled {stall} ms on a silent path");
-        assert_eq!(errors.load(Ordering::Relaxed), 0, "no IO failed");
+        assert_eq!(readers.errors(), 0, "no IO failed");
 
         // Back: the path is probed and carries IO again within a check interval or two.
         let t0 = Instant::now();
@@ -125,11 +93,7 @@ async fn a_silent_path_fails_over_within_the_path_timeout_and_fails_back() {
         println!("FIGURE multipath failback: path active again {} ms after it answered", t0.elapsed().as_millis());
         let before = r.proxied.session.stats().commands.load(Ordering::Relaxed);
         until(Duration::from_secs(10), "IO on the path again", || r.proxied.session.stats().commands.load(Ordering::Relaxed) > before + 50).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(errors.load(Ordering::Relaxed), 0, "no IO failed");
+        assert_eq!(readers.stop().await, 0, "no IO failed");
     })
     .await
     .expect("test timed out");
@@ -139,21 +103,15 @@ async fn a_silent_path_fails_over_within_the_path_timeout_and_fails_back() {
 async fn a_reset_path_moves_io_at_once() {
     tokio::time::timeout(T, async {
         let r = rig(Policy::RoundRobin, Timers::default()).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (gap, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let tasks = readers(&r.lu, 8, &stop, &gap, &errors);
+        let readers = Readers::start(&r.lu, 8);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        gap.store(0, Ordering::Relaxed);
+        readers.reset_longest();
         r.proxy.reset();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let stall = gap.load(Ordering::Relaxed);
+        let stall = readers.longest_ms();
         println!("FIGURE multipath reset path: longest read {stall} ms, moves included");
         assert!(stall <= 1_000, "IO stalled {stall} ms when a path was reset");
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(errors.load(Ordering::Relaxed), 0, "no IO failed");
+        assert_eq!(readers.stop().await, 0, "no IO failed");
     })
     .await
     .expect("test timed out");
@@ -307,9 +265,7 @@ async fn a_single_path_keeps_the_sessions_rules() {
 async fn commands_in_flight_on_a_path_that_leaves_move_to_the_other() {
     tokio::time::timeout(T, async {
         let r = rig(Policy::RoundRobin, Timers::default()).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (longest, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let tasks = readers(&r.lu, 16, &stop, &longest, &errors);
+        let readers = Readers::start(&r.lu, 16);
         tokio::time::sleep(Duration::from_millis(300)).await;
         // As a Logout does: the path leaves the LU, then its session logs out under the
         // commands still in flight on it.
@@ -324,11 +280,7 @@ async fn commands_in_flight_on_a_path_that_leaves_move_to_the_other() {
         r.proxy.reset();
         let _ = logout.await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(errors.load(Ordering::Relaxed), 0, "no read failed when its path left");
+        assert_eq!(readers.stop().await, 0, "no read failed when its path left");
     })
     .await
     .expect("test timed out");

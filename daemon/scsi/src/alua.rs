@@ -10,7 +10,17 @@
 use crate::bytes::be16;
 use crate::bytes::be32;
 use crate::error::DataError;
+use crate::inquiry::Designator;
 use crate::sense::Sense;
+
+/// The target port group and the relative target port that VPD page 0x83's designators
+/// (`parse_device_identification`) name for the port the command came through.
+pub fn target_port(designators: &[Designator]) -> (Option<u16>, Option<u16>) {
+    (
+        designators.iter().find_map(Designator::target_port_group),
+        designators.iter().find_map(Designator::relative_target_port),
+    )
+}
 
 /// An ALUA access state (SPC-4 §6.27.2, table 256).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -115,8 +115,7 @@ impl Manager {
     /// Takes LUN `id`'s target port group and relative port from VPD 0x83 designators `ids`
     /// read after a relogin: its path is then matched with its (new) group's ALUA state.
     fn alua_port_read(&self, id: LunId, ids: &[lunlink_scsi::Designator]) {
-        let group = ids.iter().find_map(|d| d.target_port_group());
-        let port = ids.iter().find_map(|d| d.relative_target_port());
+        let (group, port) = lunlink_scsi::alua::target_port(ids);
         let moved = {
             let mut st = self.lock();
             let Some(l) = st.luns.get_mut(&id) else { return };

@@ -138,6 +138,28 @@ CONF
     at_exit "kill $(echo "$_out" | sed -n 2p) 2>/dev/null"
 }
 
+# fio_start NAME SECONDS: in the background, fio random writes (4 KiB, QD32) on $dev for
+# SECONDS with crc32c verification (the verify reads follow the writes), into
+# $VM_TMP/fio-NAME.out; sets FIO. fio_result "$FIO" "$VM_TMP/fio-NAME.out" then reads it.
+fio_start() {
+    fio --name="$1" --filename="$dev" --rw=randwrite --bs=4k --iodepth=32 --ioengine=libaio \
+        --direct=1 --size=32m --runtime="$2" --time_based --verify=crc32c --do_verify=1 \
+        --verify_fatal=1 --output-format=terse,normal >"$VM_TMP/fio-$1.out" 2>&1 &
+    FIO=$!
+}
+
+# fio_result PID OUT: wait for the fio run PID, started with --output-format=terse,normal into
+# OUT; print its summary lines and set rc (fio's exit status), err (the job's error number,
+# terse v3 field 5; empty without a terse line) and LAT_MS (its longest IO latency in ms, reads
+# or writes: terse fields 39 and 80, in usec).
+fio_result() {
+    wait "$1"
+    rc=$?
+    grep -E 'err=|IOPS=|lat \(' "$2" | head -5
+    err=$(awk -F';' '/^3;/ {print $5}' "$2")
+    LAT_MS=$(awk -F';' '/^3;/ {m = ($39 > $80) ? $39 : $80; printf "%d", m / 1000}' "$2")
+}
+
 # --- two paths to one LU (multipath) ----------------------------------------------------------
 
 # tgt_two_paths IQN: tgtd on 127.0.0.1:3260 serving a 64 MiB LUN 1 of IQN, reached through two

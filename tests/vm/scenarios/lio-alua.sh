@@ -71,10 +71,7 @@ dev=$(dev_of 0 | sort -u)
 check "two ALUA paths give one block device ($dev)" test "$(echo "$dev" | wc -l)" -eq 1 -a -b "$dev"
 check "lus shows the target port groups" sh -c "lunlinkctl --no-legend lus | grep -q 'standby (group 2)'"
 
-fio --name=alua --filename="$dev" --rw=randwrite --bs=4k --iodepth=32 --ioengine=libaio \
-    --direct=1 --size=32m --runtime=45 --time_based --verify=crc32c --do_verify=1 \
-    --verify_fatal=1 --output-format=terse,normal >"$VM_TMP/fio-alua.out" 2>&1 &
-FIO=$!
+fio_start alua 45
 at_exit "kill $FIO 2>/dev/null"
 wait_for 20 progressed "$dev" 2000 || die "fio made no progress"
 
@@ -131,11 +128,7 @@ figure "lio-alua transition_settled_ms=$(($(now_ms) - t0)) (2 s transition)"
 w=$(writes "$dev")
 wait_for 20 progressed "$dev" $((w + 1000)) || fail "IO did not go on through the non-optimized path"
 
-wait "$FIO"
-rc=$?
-grep -E 'err=|IOPS=|lat \(' "$VM_TMP/fio-alua.out" | head -5
-err=$(awk -F';' '/^3;/ {print $5}' "$VM_TMP/fio-alua.out")
-LAT_MS=$(awk -F';' '/^3;/ {m = ($39 > $80) ? $39 : $80; printf "%d", m / 1000}' "$VM_TMP/fio-alua.out")
+fio_result "$FIO" "$VM_TMP/fio-alua.out"
 figure "lio-alua longest_io_ms=$LAT_MS"
 check "fio randwrite QD32 with crc32c verify across the three flips completes clean (exit $rc, error ${err:-?})" \
     test "$rc" -eq 0 -a "${err:-1}" = 0

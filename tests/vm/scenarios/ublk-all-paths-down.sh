@@ -24,10 +24,7 @@ login_two_paths "$IQN"
 lu_is() { test "$(lunlinkctl --json lus | tr -d ' \n' | grep -o '"policy":"[a-z-]*","state":"[a-z]*"' | cut -d'"' -f8)" = "$1"; }
 
 # (1) Both paths silent for 20 s.
-fio --name=down --filename="$dev" --rw=randwrite --bs=4k --iodepth=32 --ioengine=libaio \
-    --direct=1 --size=32m --runtime=35 --time_based --verify=crc32c --do_verify=1 \
-    --verify_fatal=1 --output-format=terse,normal >"$VM_TMP/fio-down.out" 2>&1 &
-FIO=$!
+fio_start down 35
 wait_for 20 progressed "$dev" 2000 || die "fio made no progress"
 t0=$(now_ms)
 pkill -STOP -f 'TCP-LISTEN:327'
@@ -39,10 +36,7 @@ pkill -CONT -f 'TCP-LISTEN:327'
 w=$(writes "$dev")
 wait_for 60 progressed "$dev" $((w + 500)) || fail "IO did not resume after the paths came back"
 figure "all-paths-down resumed_after_ms=$(($(now_ms) - t0)) (paths silent for 20 s)"
-wait "$FIO"
-rc=$?
-grep -E 'err=|IOPS=|lat \(' "$VM_TMP/fio-down.out" | head -5
-err=$(awk -F';' '/^3;/ {print $5}' "$VM_TMP/fio-down.out")
+fio_result "$FIO" "$VM_TMP/fio-down.out"
 check "fio randwrite QD32 with crc32c verify across 20 s without a path completes clean (exit $rc, error ${err:-?})" \
     test "$rc" -eq 0 -a "${err:-1}" = 0
 wait_for 30 lu_is optimal || { lunlinkctl lus; fail "the LU did not come back to optimal"; }

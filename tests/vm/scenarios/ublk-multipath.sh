@@ -18,21 +18,9 @@ mkdir -p "$VM_TMP/state"
 lunlinkd_up
 login_two_paths "$IQN"
 
-# fio_start NAME SECONDS / fio_end NAME: random writes QD32 with crc32c verify (the verify
-# reads follow the writes); LAT_MS is the longest IO latency in ms, reads or writes (terse v3
-# fields 39 and 80: read and write lat max, usec); any error fails.
-fio_start() {
-    fio --name="$1" --filename="$dev" --rw=randwrite --bs=4k --iodepth=32 --ioengine=libaio \
-        --direct=1 --size=32m --runtime="$2" --time_based --verify=crc32c --do_verify=1 \
-        --verify_fatal=1 --output-format=terse,normal >"$VM_TMP/fio-$1.out" 2>&1 &
-    FIO=$!
-}
+# fio_end NAME: the fio_start run NAME (lib.sh) must complete clean; LAT_MS is its longest IO.
 fio_end() {
-    wait "$FIO"
-    rc=$?
-    grep -E 'err=|IOPS=|lat \(' "$VM_TMP/fio-$1.out" | head -5
-    err=$(awk -F';' '/^3;/ {print $5}' "$VM_TMP/fio-$1.out")
-    LAT_MS=$(awk -F';' '/^3;/ {m = ($39 > $80) ? $39 : $80; printf "%d", m / 1000}' "$VM_TMP/fio-$1.out")
+    fio_result "$FIO" "$VM_TMP/fio-$1.out"
     check "fio randwrite QD32 with crc32c verify across the $1 completes clean (exit $rc, error ${err:-?})" \
         test "$rc" -eq 0 -a "${err:-1}" = 0
 }

@@ -57,10 +57,7 @@ check "the new lunlinkd re-attached $dev" grep -q "re-attached after a daemon re
 check "lunlinkctl luns shows LUN 1 as $dev again" test "$(dev_of 1)" = "$dev"
 
 wait_for 180 sh -c "! kill -0 $FIO 2>/dev/null"
-wait "$FIO"
-rc=$?
-grep -v '^3;' "$VM_TMP/fio.out"
-err=$(awk -F';' '/^3;/ {print $5}' "$VM_TMP/fio.out")
+fio_result "$FIO" "$VM_TMP/fio.out"
 if [ "$rc" -eq 0 ] && [ "$err" = 0 ]; then
     pass "fio 4k random write QD32 with crc32c verify on ext4 completes across a SIGKILL of lunlinkd"
 else

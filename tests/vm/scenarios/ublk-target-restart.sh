@@ -55,10 +55,7 @@ check "IO resumed after each of $CYCLES tgtd kills and restarts" test "$done_cyc
 figure "ublk-target-restart longest_outage_ms=$longest"
 
 wait_for 200 sh -c "! kill -0 $FIO 2>/dev/null"
-wait "$FIO"
-rc=$?
-grep -v '^3;' "$VM_TMP/fio.out"
-err=$(awk -F';' '/^3;/ {print $5}' "$VM_TMP/fio.out")
+fio_result "$FIO" "$VM_TMP/fio.out"
 if [ "$rc" -eq 0 ] && [ "$err" = 0 ]; then
     pass "fio 4k random write QD32 with crc32c verify on $dev passes across $CYCLES target restarts"
 else

@@ -44,10 +44,7 @@ check "the restarted lunlinkd re-attached $dev" \
     sh -c "journalctl -u lunlinkd --since '$since' --no-pager | grep -q 're-attached after a daemon restart'"
 
 wait_for 240 sh -c "! kill -0 $FIO 2>/dev/null"
-wait "$FIO"
-rc=$?
-grep -v '^3;' "$VM_TMP/fio.out"
-err=$(awk -F';' '/^3;/ {print $5}' "$VM_TMP/fio.out")
+fio_result "$FIO" "$VM_TMP/fio.out"
 if [ "$rc" -eq 0 ] && [ "$err" = 0 ]; then
     pass "fio randwrite with crc32c verify on ext4 completes across systemctl kill -s KILL lunlinkd"
 else
